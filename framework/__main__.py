@@ -1,0 +1,4 @@
+# python -m framework --help
+from framework.cli import main
+
+raise SystemExit(main())

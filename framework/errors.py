@@ -1,0 +1,31 @@
+"""User-facing errors: each carries a message that names the file, key or run and the fix.
+
+The CLI prints them without a traceback and exits with `exit_code`.
+"""
+
+from __future__ import annotations
+
+
+class FrameworkError(Exception):
+    """An error caused by the user's input, reported as one line per problem."""
+
+    exit_code = 2
+
+
+class ConfigError(FrameworkError):
+    """Every problem found while resolving a configuration, reported at once."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        lines = [f"invalid configuration ({len(self.problems)} {noun}):"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class PluginError(FrameworkError):
+    """A task or optimizer plugin that is missing, malformed or fails to import."""
+
+
+class DivergedError(Exception):
+    """Raised inside a run when the training loss stops being finite."""

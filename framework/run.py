@@ -1,0 +1,197 @@
+"""One run end to end: build the task and optimizer, fit with Lightning, test the best and the last
+checkpoint, and record everything in the run directory.
+
+A run that raises is recorded as failed, one whose loss stops being finite as diverged; finished runs
+are skipped and unfinished ones resume from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framework import results
+from framework.config import Node
+from framework.errors import DivergedError, FrameworkError
+from framework.grid import RunSpec
+from framework.registry import Registry
+
+
+@dataclass
+class Outcome:
+    spec: RunSpec
+    state: str  # done / failed / diverged / skipped
+    seconds: float = 0.0
+    error: str | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+
+
+class OptimizerFactory:
+    """What a task receives as `optimizer`: calls the optimizer plugin with the run's config and the
+    number of optimizer steps of the whole training (for schedules)."""
+
+    def __init__(self, configure: Any, config: Node):
+        self.configure, self.config = configure, config
+
+    def __call__(self, model: Any, total_steps: int) -> Any:
+        run = dict(self.config["run"]) if "run" in self.config else {}
+        return self.configure(model, self.config.replace(run={**run, "total_steps": int(total_steps)}))
+
+
+def _quiet_lightning() -> None:
+    """One line per run is printed by the CLI; Lightning's banners and tips would drown it."""
+    import lightning.pytorch  # noqa: F401  (sets its loggers to INFO on import: lower them after)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*Experiment logs directory .* exists and is not empty.*")
+
+
+def _atomic_checkpoint_io():
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Write checkpoints to a temporary file and rename: a kill never leaves half a checkpoint."""
+
+        def save_checkpoint(self, checkpoint, path, storage_options=None):
+            path = Path(path)
+            tmp = path.with_name(f".{path.name}.tmp")
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+
+    return AtomicCheckpointIO()
+
+
+def build(spec: RunSpec, registry: Registry, run_dir: Path):
+    """The task's model and data module and the Lightning Trainer of one run."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from framework.callbacks import DivergenceCheck, EpochSeed, TrainTimer
+
+    config = Node({**spec.config, "run": {"id": spec.run_id, "dir": str(run_dir)}})
+    task_module = registry.get("task", spec.task).load()
+    optimizer_module = registry.get("optimizer", spec.optimizer).load()
+    for module, name in ((task_module, "get_task"), (optimizer_module, "configure_optimizers")):
+        if not callable(getattr(module, name, None)):
+            raise FrameworkError(f"{module.__file__} does not define {name}(); see the plugin template")
+    pl.seed_everything(config.engine.seed, workers=True, verbose=False)
+    model, datamodule = task_module.get_task(OptimizerFactory(optimizer_module.configure_optimizers, config), config)
+
+    task, engine = config.task, config.engine
+    checkpoint = ModelCheckpoint(
+        dirpath=results.checkpoint_dir(run_dir),
+        filename="best-{epoch}-{step}",
+        monitor=task.target_metric,
+        mode=task.target_metric_mode,
+        save_top_k=1,
+        save_last=True,
+    )
+    timer = TrainTimer()
+    trainer = pl.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=task.max_epochs if task.max_epochs is not None else -1,
+        max_steps=task.max_steps if task.max_steps is not None else -1,
+        accelerator=engine.accelerator,
+        devices=engine.devices,
+        precision=engine.precision,
+        deterministic=engine.deterministic,
+        log_every_n_steps=engine.log_every_n_steps,
+        check_val_every_n_epoch=engine.check_val_every_n_epoch,
+        enable_progress_bar=engine.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        logger=CSVLogger(save_dir=run_dir, name="logs", version=""),
+        callbacks=[checkpoint, timer, DivergenceCheck(), EpochSeed(engine.seed)],
+        plugins=[_atomic_checkpoint_io()],
+    )
+    return model, datamodule, trainer, checkpoint, timer
+
+
+def _evaluate(trainer, model, datamodule, path: str) -> dict[str, float]:
+    scores: dict[str, float] = {}
+    for evaluate in (trainer.validate, trainer.test):
+        for values in evaluate(model, datamodule=datamodule, ckpt_path=path, verbose=False):
+            scores.update({k: float(v) for k, v in values.items()})
+    match = re.search(r"epoch=(\d+)-step=(\d+)", Path(path).name)
+    if match:
+        scores.update(epoch=int(match[1]), step=int(match[2]))
+    return scores
+
+
+def _check_splits(datamodule) -> None:
+    """Validation and test data must never be the same objects."""
+    val, test = getattr(datamodule, "data_val", None), getattr(datamodule, "data_test", None)
+    if val is not None and val is test:
+        raise FrameworkError(f"{type(datamodule).__name__}: data_val and data_test are the same dataset; hold out separate splits")
+
+
+def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path) -> dict[str, Any]:
+    """Fit (resuming from the last checkpoint if there is one), then test each requested checkpoint."""
+    _quiet_lightning()
+    model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir)
+    resume = results.last_checkpoint(run_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    _check_splits(datamodule)
+    last = results.last_checkpoint(run_dir)
+    paths = {"best": checkpoint.best_model_path or (str(last) if last else ""), "last": str(last) if last else ""}
+    scores: dict[str, Any] = {}
+    for which in spec.config["engine"]["test_checkpoints"]:
+        if not paths[which]:
+            raise FrameworkError(f"run {spec.run_id}: no {which} checkpoint was saved in {results.checkpoint_dir(run_dir)}")
+        same = [k for k in scores if paths[k] == paths[which]]
+        scores[which] = dict(scores[same[0]]) if same else _evaluate(trainer, model, datamodule, paths[which])
+    scores["train"] = {
+        "time_s": timer.seconds,
+        "steps": timer.steps,
+        "step_time_ms": 1000 * timer.seconds / timer.steps if timer.steps else None,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+    }
+    return scores
+
+
+def execute(spec: RunSpec, registry: Registry, force: bool = False) -> Outcome:
+    """Run one grid cell and record its outcome; never raises for a failing run."""
+    run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
+    status = results.read_status(run_dir)
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    elif status and status.get("state") in results.FINISHED:
+        return Outcome(spec, "skipped", 0.0, status.get("error"), results.read_scores(run_dir) or {})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results.write_config(run_dir, spec.config)
+    attempts = (status or {}).get("attempts", 0) + 1
+    results.write_status(
+        run_dir, "running", task=spec.task, optimizer=spec.optimizer, run_id=spec.run_id,
+        sweep=spec.sweep, started=time.time(), attempts=attempts,
+    )
+    start = time.perf_counter()
+    try:
+        scores = train_and_test(spec, registry, run_dir)
+    except DivergedError as exc:
+        results.write_status(run_dir, "diverged", error=str(exc), finished=time.time())
+        return Outcome(spec, "diverged", time.perf_counter() - start, str(exc))
+    except KeyboardInterrupt:
+        results.write_status(run_dir, "failed", error="interrupted (Ctrl-C); run again to resume", finished=time.time())
+        raise
+    except Exception as exc:  # any failure of the task's code is recorded and the grid goes on
+        error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        results.write_status(run_dir, "failed", error=error, traceback=traceback.format_exc(), finished=time.time())
+        return Outcome(spec, "failed", time.perf_counter() - start, error)
+    results.write_scores(run_dir, scores)
+    results.write_status(run_dir, "done", finished=time.time(), seconds=time.perf_counter() - start)
+    return Outcome(spec, "done", time.perf_counter() - start, None, scores)

@@ -1,0 +1,137 @@
+"""The task contract: TaskModel (a LightningModule) and TaskDataModule (a LightningDataModule).
+
+A task folder provides, in task.py:
+
+    def get_datamodule(config) -> TaskDataModule
+    def get_task(optimizer, config) -> tuple[TaskModel, TaskDataModule]
+
+`optimizer` is a factory injected by the engine; a task never imports a concrete optimizer. `config` is
+the run's frozen configuration (`config.task.batch_size`, `config.engine.seed`, ...).
+
+Batch size rule (written once, here): `task.batch_size` is the global batch size of one optimizer step.
+Each of the `engine.devices` devices loads `batch_size / devices` samples, so a result does not depend
+on how many devices trained it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule, LightningModule
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from framework.errors import FrameworkError
+from framework.groups import GroupedModel
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A random order that depends only on (seed, epoch).
+
+    Lightning calls `set_epoch` before each epoch, so a run resumed from a checkpoint sees the same
+    order as one that was never interrupted.
+    """
+
+    def __init__(self, length: int, seed: int):
+        self.length, self.seed, self.epoch = length, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def per_device_batch_size(config: Any) -> int:
+    """The global `task.batch_size` split over `engine.devices`; it must divide evenly."""
+    batch_size, devices = config.task.batch_size, config.engine.devices
+    if batch_size % devices:
+        raise FrameworkError(
+            f"task.batch_size={batch_size} is the global batch size and must be divisible by "
+            f"engine.devices={devices}; choose a multiple of {devices}"
+        )
+    return batch_size // devices
+
+
+class TaskDataModule(LightningDataModule):
+    """Base data module: set `data_train`, `data_val`, `data_test` in `setup`; the loaders follow."""
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self.config = config
+        self.data_train: Dataset | None = None
+        self.data_val: Dataset | None = None
+        self.data_test: Dataset | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return per_device_batch_size(self.config)
+
+    def _loader(self, dataset: Dataset | None, split: str, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise FrameworkError(
+                f"task '{self.config.task.name}': data_{split} is not set; assign it in "
+                f"{type(self).__name__}.setup() for stage '{'fit' if split in ('train', 'val') else 'test'}'"
+            )
+        workers = self.config.engine.data_workers
+        sampler = EpochShuffleSampler(len(dataset), self.config.engine.seed) if shuffle else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.data_train, "train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.data_val, "val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.data_test, "test", shuffle=False)
+
+
+class TaskModel(LightningModule):
+    """Base LightningModule of every task.
+
+    Subclasses build their network in `__init__(self, optimizer, config)` and pass it on with
+    `super().__init__(model, optimizer, config)`. The network is wrapped in a GroupedModel (weight
+    decay / no decay groups) unless the task wrapped it itself to declare its own groups.
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: Any, config: Any):
+        super().__init__()
+        self.model = model if isinstance(model, GroupedModel) else GroupedModel(model)
+        self.optimizer_factory = optimizer
+        self.config = config
+        self._log_every = max(1, int(config.engine.log_every_n_steps))
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+    def configure_optimizers(self) -> Any:
+        return self.optimizer_factory(self.model, total_steps=int(self.trainer.estimated_stepping_batches))
+
+    @property
+    def sync_dist(self) -> bool:
+        """Reduce logged values over devices only when there are several."""
+        return self.trainer is not None and self.trainer.world_size > 1
+
+    def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
+        """Log the training loss every `engine.log_every_n_steps` steps: logging every step of a small
+        model costs more than the step itself."""
+        if self.global_step % self._log_every == 0:
+            self.log("train_loss", loss.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
+
+    def log_scalars(self, values: dict[str, Any], batch_size: int, prog_bar: bool = False) -> None:
+        """Log epoch-level scalars (averaged over batches weighted by `batch_size`)."""
+        self.log_dict(
+            values, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=self.sync_dist, prog_bar=prog_bar
+        )

@@ -1,0 +1,20 @@
+"""AdamW (Loshchilov & Hutter, 2019) with the shared warmup + decay schedule: the benchmark's reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from framework.groups import GroupedModel
+from framework.schedulers import build_scheduler
+
+
+def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
+    opt = config.optimizer
+    optimizer = torch.optim.AdamW(
+        model.param_groups(opt.learning_rate, opt.weight_decay),
+        betas=(opt.beta1, opt.beta2),
+        eps=opt.eps,
+    )
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}

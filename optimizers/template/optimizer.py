@@ -1,0 +1,45 @@
+"""Template optimizer plugin: copy this folder to optimizers/<your_name>/ and edit it.
+
+The contract is one function, `configure_optimizers(model, config)`, returning anything that
+`LightningModule.configure_optimizers` may return. Run it with
+
+    framework run tasks=digits optimizers=<your_name>
+
+Checklist after copying:
+1. rename `optimizer.name` in default.yaml to the new folder name;
+2. add every hyperparameter your optimizer reads to default.yaml, with a comment saying why that
+   default (the type of the default is the type the command line must give);
+3. replace the first prose line of README.md: `framework optimizers` shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Heavy imports are fine here: the engine imports this file only when a run uses this optimizer.
+import torch
+
+from framework.groups import GroupedModel
+from framework.schedulers import build_scheduler
+
+
+def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
+    """Build the optimizer and its learning-rate schedule.
+
+    model:  the task's network wrapped in a GroupedModel. `model.param_groups(lr, weight_decay)`
+            gives torch.optim-ready groups: the task's own groups (e.g. a backbone at 0.1x lr) split
+            into decay / no_decay (biases, norms and embeddings get weight_decay 0). Use it rather
+            than `model.parameters()`, so per-group multipliers and the decay split are respected.
+    config: the run's frozen configuration. Your hyperparameters are in `config.optimizer`
+            (from default.yaml, overridden by experiments and the command line);
+            `config.run.total_steps` is the number of optimizer steps of the whole run.
+    """
+    opt = config.optimizer
+    # Extra keywords to param_groups are copied into every group, e.g. per-group betas.
+    groups = model.param_groups(opt.learning_rate, opt.weight_decay)
+    # Plain Adam applies weight decay as an L2 term added to the gradient (not decoupled as in AdamW).
+    optimizer = torch.optim.Adam(groups, betas=(opt.beta1, opt.beta2), eps=opt.eps)
+    # The shared schedule reads optimizer.schedule, warmup_steps, eta_min_factor, ... from the config.
+    # Always return it (even for a constant lr) so every run logs the same learning-rate trace.
+    scheduler = build_scheduler(optimizer, opt, config.run.total_steps)
+    return {"optimizer": optimizer, "lr_scheduler": scheduler}
