@@ -179,18 +179,20 @@ def parse_overrides(args: list[str], source: str = "command line") -> Request:
         if not sep or not _KEY_RE.match(key):
             problems.append(f"'{arg}' ({source}): expected key=value, e.g. optimizer.learning_rate=1e-3")
             continue
-        items = [parse_value(part) for part in split_top_level(raw)]
+        parts = split_top_level(raw)
         selector = SELECTOR_KEYS.get(key) or (key if key in ("tasks", "optimizers") else None)
-        if selector:
-            names = [str(item).strip() for item in items if str(item).strip()]
+        if selector:  # plugin names are folder names: taken as written (`tasks=` is not a task called None)
+            names = [part.strip() for part in parts if part.strip()]
             if not names:
                 problems.append(f"{key} ({source}): give at least one name, e.g. {selector}=digits")
             setattr(request, selector, names)
-        elif len(items) > 1:
+        else:  # the last assignment of a key wins, whether a value or a sweep
+            items = [parse_value(part) for part in parts]
             request.axes = [a for a in request.axes if a.key != key]
-            request.axes.append(Axis(key, tuple(items), source))
-        else:
-            deep_merge(values, nest(key, items[0]))
+            if len(items) > 1:
+                request.axes.append(Axis(key, tuple(items), source))
+            else:
+                deep_merge(values, nest(key, items[0]))
     if problems:
         raise ConfigError(problems)
     if values:
@@ -249,9 +251,21 @@ def load_experiment(path: str | Path) -> Request:
     return request
 
 
+def _leaf_keys(tree: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            yield from _leaf_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
 def combine(first: Request, second: Request) -> Request:
-    """The second request (command line) refines the first (experiment file)."""
-    axes = [a for a in first.axes if a.key not in {b.key for b in second.axes}] + second.axes
+    """The second request (command line) refines the first (experiment file): a key the second sets,
+    as a value or as a sweep, replaces the first's sweep over that key."""
+    overridden = {axis.key for axis in second.axes}
+    for layer in second.layers:
+        overridden.update(_leaf_keys(layer.values))
+    axes = [a for a in first.axes if a.key not in overridden] + second.axes
     return Request(
         tasks=second.tasks if second.tasks is not None else first.tasks,
         optimizers=second.optimizers if second.optimizers is not None else first.optimizers,
@@ -330,6 +344,10 @@ def load_engine_defaults() -> dict[str, Any]:
     return load_yaml(ENGINE_DEFAULTS_FILE)
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def check_semantics(config: Mapping[str, Any], source: str) -> list[str]:
     """Value checks that types alone cannot express."""
     problems = []
@@ -353,14 +371,17 @@ def check_semantics(config: Mapping[str, Any], source: str) -> list[str]:
     if not isinstance(task.get("batch_size"), int) or task["batch_size"] < 1:
         bad("task.batch_size", f"must be a positive integer, got {task.get('batch_size')!r}")
     epochs, steps = task.get("max_epochs"), task.get("max_steps")
-    if not (isinstance(epochs, int) and epochs > 0) and not (isinstance(steps, int) and steps > 0):
-        bad("task.max_epochs", "set a positive max_epochs or max_steps")
+    for key, value in (("task.max_epochs", epochs), ("task.max_steps", steps)):
+        if value is not None and not _positive_int(value):
+            bad(key, f"must be a positive integer or null, got {value!r}")
+    if epochs is None and steps is None:
+        bad("task.max_epochs", "set a positive max_epochs or max_steps (both are null)")
     if not isinstance(engine.get("devices"), int) or engine["devices"] < 1:
         bad("engine.devices", f"must be a positive integer, got {engine.get('devices')!r}")
     for name in engine.get("test_checkpoints", []):
         if name not in ("best", "last"):
             bad("engine.test_checkpoints", f"entries must be best or last, got {name!r}")
     limits = evaluation["plot"].get("limits")
-    if limits is not None and (len(limits) != 2 or not all(isinstance(v, (int, float)) for v in limits)):
+    if limits is not None and (not isinstance(limits, (list, tuple)) or len(limits) != 2 or not all(isinstance(v, (int, float)) for v in limits)):
         bad("evaluation.plot.limits", f"must be [low, high] or null, got {limits!r}")
     return problems

@@ -20,15 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import FrameworkError
+from framework.grid import NON_IDENTITY
 from framework.results import STATES, load_runs
 
 SEED = "engine.seed"
-# Columns that describe or identify a run rather than change what it computes (see grid.NON_IDENTITY).
-_BOOKKEEPING = {
-    "task", "optimizer", "run_id", "state", "error", "run_dir", "task.name", "optimizer.name",
-    "engine.output_dir", "engine.plugin_paths", "engine.executor", "engine.sbatch_args",
-    "engine.progress", "engine.data_workers",
-}
+# Columns that describe or identify a run; keys under grid.NON_IDENTITY prefixes do not change results.
+_BOOKKEEPING = {"task", "optimizer", "run_id", "state", "error", "run_dir", "task.name", "optimizer.name"}
 _BEST_EDGE = "red"  # box around each optimizer's best cell
 _MISSING_FILL = "0.88"  # grey of cells where no seed finished
 
@@ -154,7 +151,8 @@ def _require_column(key: str, columns: set[str], where: str) -> None:
 def _varying(runs: list[dict[str, Any]], handled: set[str]) -> dict[str, list[Any]]:
     """Config keys with more than one value among the runs of one optimizer, with their values."""
     keys = set().union(*runs) - handled - _BOOKKEEPING
-    keys = sorted(k for k in keys if "/" not in k and not k.startswith("evaluation."))  # scores, plot settings
+    # Scores (best/test_acc) and keys that do not change what a run computes are never "varying".
+    keys = sorted(k for k in keys if "/" not in k and not any(k == p or k.startswith(p + ".") for p in NON_IDENTITY))
     varying = {}
     for key in keys:
         per_optimizer: dict[str, set] = defaultdict(set)

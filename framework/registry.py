@@ -69,6 +69,11 @@ class Plugin:
         if self.problem:
             raise PluginError(f"{self.kind} '{self.name}' is broken: {self.problem}")
         package = f"framework_plugins.{self.kind}s.{self.name}"
+        loaded = sys.modules.get(package)
+        if loaded is not None and list(getattr(loaded, "__path__", [])) != [str(self.path)]:
+            # A plugin of the same name from another folder was imported before: forget it and its modules.
+            for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+                del sys.modules[module]
         if package not in sys.modules:
             for parent in ("framework_plugins", f"framework_plugins.{self.kind}s"):
                 if parent not in sys.modules:
@@ -221,4 +226,5 @@ class Registry:
                     try:
                         plugin.load()
                     except PluginError as exc:
-                        plugin.problem = str(exc.__cause__ or exc)
+                        cause = exc.__cause__
+                        plugin.problem = f"{type(cause).__name__}: {cause}" if cause else str(exc)

@@ -145,6 +145,14 @@ def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path) -> dict[str
     model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir)
     resume = results.last_checkpoint(run_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+    # Read the timer now: testing a checkpoint restores the callbacks' states saved in it.
+    train = {
+        "time_s": timer.seconds,
+        "steps": timer.steps,
+        "step_time_ms": 1000 * timer.seconds / timer.steps if timer.steps else None,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+    }
     _check_splits(datamodule)
     last = results.last_checkpoint(run_dir)
     paths = {"best": checkpoint.best_model_path or (str(last) if last else ""), "last": str(last) if last else ""}
@@ -154,13 +162,7 @@ def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path) -> dict[str
             raise FrameworkError(f"run {spec.run_id}: no {which} checkpoint was saved in {results.checkpoint_dir(run_dir)}")
         same = [k for k in scores if paths[k] == paths[which]]
         scores[which] = dict(scores[same[0]]) if same else _evaluate(trainer, model, datamodule, paths[which])
-    scores["train"] = {
-        "time_s": timer.seconds,
-        "steps": timer.steps,
-        "step_time_ms": 1000 * timer.seconds / timer.steps if timer.steps else None,
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-    }
+    scores["train"] = train
     return scores
 
 

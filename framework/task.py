@@ -19,10 +19,16 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from framework.errors import FrameworkError
 from framework.groups import GroupedModel
+
+
+def epoch_permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
+    """A random order of `range(length)` that depends only on (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(length, generator=generator)
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -39,11 +45,37 @@ class EpochShuffleSampler(Sampler[int]):
         self.epoch = epoch
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=generator).tolist())
+        return iter(epoch_permutation(self.length, self.seed, self.epoch).tolist())
 
     def __len__(self) -> int:
         return self.length
+
+
+class TensorBatchSampler(Sampler[torch.Tensor]):
+    """Whole batches as index tensors, for a TensorDataset: `dataset[indices]` gathers a batch with one
+    indexing per tensor, where a DataLoader would call `__getitem__` per sample and stack the results
+    (which takes longer than the training step of a small model).
+
+    Shuffled (`seed` given), the batches are EpochShuffleSampler's order cut into pieces, so they are
+    the same batches and depend only on (seed, epoch); otherwise they follow the dataset's order. The
+    last batch may be smaller, as with a DataLoader's default `drop_last=False`.
+    """
+
+    def __init__(self, length: int, batch_size: int, seed: int | None = None):
+        self.length, self.batch_size, self.seed, self.epoch = length, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if self.seed is None:
+            order = torch.arange(self.length)
+        else:
+            order = epoch_permutation(self.length, self.seed, self.epoch)
+        return iter(order.split(self.batch_size))
+
+    def __len__(self) -> int:
+        return -(-self.length // self.batch_size)
 
 
 def per_device_batch_size(config: Any) -> int:
@@ -77,16 +109,14 @@ class TaskDataModule(LightningDataModule):
                 f"task '{self.config.task.name}': data_{split} is not set; assign it in "
                 f"{type(self).__name__}.setup() for stage '{'fit' if split in ('train', 'val') else 'test'}'"
             )
-        workers = self.config.engine.data_workers
-        sampler = EpochShuffleSampler(len(dataset), self.config.engine.seed) if shuffle else None
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        workers, seed = self.config.engine.data_workers, self.config.engine.seed
+        options = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+        if isinstance(dataset, TensorDataset):
+            # batch_size=None: each item the sampler yields is a whole batch, gathered by dataset[indices]
+            sampler = TensorBatchSampler(len(dataset), self.batch_size, seed if shuffle else None)
+            return DataLoader(dataset, batch_size=None, sampler=sampler, **options)
+        sampler = EpochShuffleSampler(len(dataset), seed) if shuffle else None
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, **options)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.data_train, "train", shuffle=True)

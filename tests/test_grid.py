@@ -1,0 +1,157 @@
+# python -m pytest tests/test_grid.py -q
+"""The grid: deterministic expansion of tasks x optimizers x sweep axes, stable run ids, deduplication."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from framework.config import combine, load_experiment, parse_overrides
+from framework.errors import ConfigError
+from framework.grid import RunSpec, describe_axes, expand, run_id
+from framework.registry import PLUGIN_PATH_ENV, Registry
+
+
+@pytest.fixture(autouse=True)
+def _no_user_plugins(monkeypatch):
+    monkeypatch.delenv(PLUGIN_PATH_ENV, raising=False)
+
+
+def grid(*args: str) -> list[RunSpec]:
+    return expand(parse_overrides(list(args)), Registry())
+
+
+def single_id(*args: str) -> str:
+    (run,) = grid("tasks=digits", *args)
+    return run.run_id
+
+
+def test_order_is_task_optimizer_then_axes_with_the_last_fastest():
+    runs = grid("tasks=template,digits", "optimizers=sgd_baseline,adamw_baseline",
+                "optimizer.learning_rate=0.1,0.01", "engine.seed=1,2")
+    assert len(runs) == 16
+    got = [(r.task, r.optimizer, r.sweep["optimizer.learning_rate"], r.sweep["engine.seed"]) for r in runs[:5]]
+    assert got == [
+        ("template", "sgd_baseline", 0.1, 1), ("template", "sgd_baseline", 0.1, 2),
+        ("template", "sgd_baseline", 0.01, 1), ("template", "sgd_baseline", 0.01, 2),
+        ("template", "adamw_baseline", 0.1, 1),
+    ]
+    assert [r.task for r in runs] == ["template"] * 8 + ["digits"] * 8
+    for run in runs:  # each run's config carries its own sweep values
+        assert run.config["optimizer"]["learning_rate"] == run.sweep["optimizer.learning_rate"]
+        assert run.config["engine"]["seed"] == run.sweep["engine.seed"]
+        assert (run.config["task"]["name"], run.config["optimizer"]["name"]) == (run.task, run.optimizer)
+    assert describe_axes(runs) == ["optimizer.learning_rate", "engine.seed"]
+
+
+def test_expansion_is_pure_and_repeatable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "engine.seed=1,2,3")
+    first, second = grid(*args), grid(*args)
+    assert [(r.run_id, r.config) for r in first] == [(r.run_id, r.config) for r in second]
+    assert len({r.run_id for r in first}) == 6
+    assert all(len(r.run_id) == 12 and int(r.run_id, 16) >= 0 for r in first)
+    assert list(tmp_path.iterdir()) == []  # nothing written: not even the output folder
+
+
+def test_seeds_are_an_axis_like_any_other():
+    runs = grid("tasks=digits", "engine.seed=1,2,3")
+    assert [r.config["engine"]["seed"] for r in runs] == [1, 2, 3]
+    assert [r.sweep for r in runs] == [{"engine.seed": 1}, {"engine.seed": 2}, {"engine.seed": 3}]
+    assert grid("tasks=digits")[0].sweep == {}
+
+
+def test_where_and_how_a_run_executes_does_not_change_its_id():
+    base = single_id()
+    for override in ("engine.output_dir=/elsewhere", "engine.data_workers=4", "engine.progress=true",
+                     "engine.plugin_paths=[/x]", "engine.sbatch_args.mem=4G", "evaluation.plot.format=.2f",
+                     "evaluation.checkpoint=last"):
+        assert single_id(override) == base, override
+
+
+def test_what_a_run_computes_changes_its_id():
+    base = single_id()
+    ids = {single_id(o) for o in ("optimizer.learning_rate=0.01", "engine.seed=1", "task.batch_size=32",
+                                  "optimizers=sgd_baseline", "engine.precision=bf16-mixed")}
+    assert base not in ids and len(ids) == 5
+    assert single_id("optimizer.learning_rate=1e-3") == base  # setting the default is no change
+
+
+def test_run_id_ignores_key_order_and_depends_only_on_identity():
+    (run,) = grid("tasks=digits")
+    reordered = {section: dict(reversed(list(values.items()))) for section, values in reversed(list(run.config.items()))}
+    assert run_id(reordered) == run.run_id
+    moved = {**run.config, "engine": {**run.config["engine"], "output_dir": "/tmp/x"}}
+    assert run_id(moved) == run.run_id
+    assert run.run_dir("out") == Path("out") / "digits" / "adamw_baseline" / run.run_id
+
+
+def test_equal_values_written_differently_are_one_run():
+    runs = grid("tasks=digits", "optimizer.learning_rate=1e-3,0.001,1.0e-3,1e-2", "engine.seed=1,2")
+    assert [(r.config["optimizer"]["learning_rate"], r.config["engine"]["seed"]) for r in runs] == [
+        (1e-3, 1), (1e-3, 2), (1e-2, 1), (1e-2, 2)]
+    assert len(grid("tasks=digits", "optimizer.learning_rate=1,1.0")) == 1  # the int is widened to a float
+
+
+def test_a_sweep_over_list_values():
+    runs = grid("tasks=digits", "optimizer.decay_milestones=[0.5,0.75],[0.8,0.9]")
+    assert [r.config["optimizer"]["decay_milestones"] for r in runs] == [[0.5, 0.75], [0.8, 0.9]]
+    assert runs[0].run_id != runs[1].run_id
+
+
+def test_default_optimizer_and_all_selection():
+    runs = grid("tasks=all")
+    assert [(r.task, r.optimizer) for r in runs] == [("digits", "adamw_baseline")]  # template is excluded
+    assert [r.optimizer for r in grid("tasks=digits", "optimizers=all")] == ["adamw_baseline", "sgd_baseline"]
+    assert len(grid("tasks=digits,digits")) == 1
+
+
+def test_selection_problems_are_reported_together_with_value_problems():
+    with pytest.raises(ConfigError) as info:
+        grid("tasks=digits,digts", "optimizers=adamw_baseline,adamw2", "task.batch_size=abc")
+    found = info.value.problems
+    assert len(found) == 3
+    assert "unknown task 'digts' (did you mean 'digits'? known: digits, template)" in found
+    assert "unknown optimizer 'adamw2' (known: adamw_baseline, sgd_baseline, template)" in found
+    assert any(p.startswith("task.batch_size (command line): expected an integer") and p.endswith(
+        "[task digits, optimizer adamw_baseline]") for p in found)
+
+
+def test_no_task_selected_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"no task selected.*known: digits, template"):
+        grid("optimizer.learning_rate=1e-3")
+
+
+def test_a_bad_sweep_value_is_reported_once():
+    with pytest.raises(ConfigError) as info:
+        grid("tasks=digits", "optimizer.learning_rate=1e-3,fast", "engine.seed=1,2,3")
+    (found,) = info.value.problems
+    assert found.startswith("optimizer.learning_rate (sweep command line): expected a number, got 'fast'")
+
+
+def test_experiment_sweep_expands_in_file_order(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("tasks: [digits]\nsweep:\n  engine.seed: [1, 2]\n  optimizers: [sgd_baseline, adamw_baseline]\n"
+                    "  optimizer.weight_decay: [0, 1e-4]\n", encoding="utf-8")
+    runs = expand(combine(load_experiment(path), parse_overrides([])), Registry())
+    assert [(r.optimizer, r.config["engine"]["seed"], r.config["optimizer"]["weight_decay"]) for r in runs[:3]] == [
+        ("sgd_baseline", 1, 0.0), ("sgd_baseline", 1, 1e-4), ("sgd_baseline", 2, 0.0)]
+    assert len(runs) == 8
+
+
+def test_cli_dry_run_prints_the_grid(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != PLUGIN_PATH_ENV}
+    result = subprocess.run(
+        [sys.executable, "-m", "framework", "run", "tasks=digits", "optimizers=adamw_baseline,sgd_baseline",
+         "optimizer.learning_rate=1e-3,0.001,1e-2", "--dry-run", "-o", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "4 runs (dry run: nothing was run)" in result.stdout
+    for run in grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "optimizer.learning_rate=1e-3,1e-2"):
+        assert run.run_id in result.stdout  # the ids do not depend on the output folder
+    assert not (tmp_path / "out").exists()
