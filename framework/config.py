@@ -222,7 +222,7 @@ def load_experiment(path: str | Path) -> Request:
     for selector in ("tasks", "optimizers"):
         if data.get(selector) is not None:
             setattr(request, selector, _selector_list(data[selector]))
-    sections = {k: copy.deepcopy(v) for k, v in data.items() if k in SECTIONS}
+    sections = {k: copy.deepcopy(v) for k, v in data.items() if k in SECTIONS and v is not None}  # `engine:` with every key commented out is empty
     for section, selector in (("task", "tasks"), ("optimizer", "optimizers")):
         body = sections.get(section)
         if isinstance(body, dict) and "name" in body:

@@ -4,7 +4,6 @@ validation (every problem in one ConfigError), plus the CLI's light start-up and
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -41,12 +40,6 @@ def problems(*args: str, experiment: Path | None = None) -> list[str]:
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != PLUGIN_PATH_ENV}
-    return subprocess.run([sys.executable, "-m", "framework", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
 
 
 # ---------------------------------------------------------------- scalars and the override grammar
@@ -337,14 +330,14 @@ def test_engine_modules_import_without_heavy_dependencies():
     assert result.stdout.strip() == "[]"
 
 
-def test_cli_help_and_listing_exit_zero(tmp_path):
+def test_cli_help_exits_zero(cli, tmp_path):
     help_ = cli("--help", cwd=tmp_path)
     assert help_.returncode == 0 and "run" in help_.stdout
     run_help = cli("run", "--help", cwd=tmp_path)
     assert run_help.returncode == 0 and "merge order" in run_help.stdout
 
 
-def test_cli_reports_config_errors_with_exit_2_and_writes_nothing(tmp_path):
+def test_cli_reports_config_errors_with_exit_2_and_writes_nothing(cli, tmp_path):
     out = tmp_path / "out"
     result = cli("run", "tasks=digits", "task.batch_size=abc", "optimizer.lerning_rate=1", "-o", str(out), cwd=tmp_path)
     assert result.returncode == 2

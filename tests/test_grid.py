@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -143,13 +140,9 @@ def test_experiment_sweep_expands_in_file_order(tmp_path):
     assert len(runs) == 8
 
 
-def test_cli_dry_run_prints_the_grid(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != PLUGIN_PATH_ENV}
-    result = subprocess.run(
-        [sys.executable, "-m", "framework", "run", "tasks=digits", "optimizers=adamw_baseline,sgd_baseline",
-         "optimizer.learning_rate=1e-3,0.001,1e-2", "--dry-run", "-o", str(tmp_path / "out")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
-    )
+def test_cli_dry_run_prints_the_grid(cli, tmp_path):
+    result = cli("run", "tasks=digits", "optimizers=adamw_baseline,sgd_baseline",
+                 "optimizer.learning_rate=1e-3,0.001,1e-2", "--dry-run", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "4 runs (dry run: nothing was run)" in result.stdout
     for run in grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "optimizer.learning_rate=1e-3,1e-2"):

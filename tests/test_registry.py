@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -24,8 +21,8 @@ def _no_user_plugins(monkeypatch):
     monkeypatch.delenv(PLUGIN_PATH_ENV, raising=False)
 
 
-def make_optimizer(root: Path, name: str, code: str = "from .helper import VALUE\n", **files: str) -> Path:
-    """A light optimizer plugin (no torch): optimizer.py imports helper.py relatively."""
+def make_optimizer(root: Path, name: str, code: str = "from .helper import VALUE\n", files: dict[str, str] | None = None) -> Path:
+    """A light optimizer plugin (no torch): optimizer.py imports helper.py relatively; `files` replaces files."""
     folder = root / "optimizers" / name
     folder.mkdir(parents=True)
     contents = {
@@ -34,7 +31,7 @@ def make_optimizer(root: Path, name: str, code: str = "from .helper import VALUE
         "default.yaml": f"optimizer:\n  name: {name}\n  learning_rate: 0.1\n",
         "README.md": f"# {name}\n\nA test optimizer called {name}. More prose.\n",
     }
-    contents.update({k.replace("_", "."): v for k, v in files.items()})
+    contents.update(files or {})
     for filename, text in contents.items():
         (folder / filename).write_text(text, encoding="utf-8")
     return folder
@@ -47,14 +44,6 @@ def make_task(root: Path, name: str) -> Path:
     default = folder / "default.yaml"
     default.write_text(default.read_text(encoding="utf-8").replace("name: template", f"name: {name}"), encoding="utf-8")
     return folder
-
-
-def framework_cli(*args: str, cwd: Path, plugin_path: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != PLUGIN_PATH_ENV}
-    if plugin_path is not None:
-        env[PLUGIN_PATH_ENV] = plugin_path
-    return subprocess.run([sys.executable, "-m", "framework", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 # ---------------------------------------------------------------- discovery
@@ -107,7 +96,7 @@ def test_a_default_yaml_lacking_a_required_key_is_broken(tmp_path):
     task = make_task(tmp_path, "no_batch")
     default = task / "default.yaml"
     default.write_text(default.read_text(encoding="utf-8").replace("  batch_size: 32", "  batchsize: 32"), encoding="utf-8")
-    make_optimizer(tmp_path, "nameless", default_yaml="optimizer:\n  learning_rate: 0.1\n")
+    make_optimizer(tmp_path, "nameless", files={"default.yaml": "optimizer:\n  learning_rate: 0.1\n"})
     registry = Registry([tmp_path])
     assert registry.tasks["no_batch"].problem == f"{default} lacks required key(s): task.batch_size"
     assert "lacks required key(s): optimizer.name" in registry.optimizers["nameless"].problem
@@ -123,7 +112,7 @@ def test_a_default_yaml_lacking_a_required_key_is_broken(tmp_path):
     ],
 )
 def test_malformed_plugins_are_broken_with_a_message_naming_the_file(tmp_path, default_yaml, optimizer_py, expected):
-    folder = make_optimizer(tmp_path, "odd", default_yaml=default_yaml, optimizer_py=optimizer_py or "VALUE = 1\n")
+    folder = make_optimizer(tmp_path, "odd", code=optimizer_py or "VALUE = 1\n", files={"default.yaml": default_yaml})
     plugin = Registry([tmp_path]).optimizers["odd"]
     assert not plugin.ok and expected in plugin.problem and str(folder) in plugin.problem
 
@@ -215,20 +204,20 @@ def test_loading_a_broken_plugin_raises_its_problem(tmp_path):
 # ---------------------------------------------------------------- the listing commands
 
 
-def test_tasks_listing_shows_user_plugins(tmp_path):
+def test_tasks_listing_shows_user_plugins(cli, tmp_path):
     make_task(tmp_path, "mine")
-    result = framework_cli("tasks", "--plugin-path", str(tmp_path), cwd=tmp_path)
+    result = cli("tasks", "--plugin-path", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[2:]}
     assert rows == {"digits": "ok", "template": "ok", "mine": "ok"}
 
 
-def test_tasks_check_marks_an_import_failure_broken_and_keeps_the_others(tmp_path):
+def test_tasks_check_marks_an_import_failure_broken_and_keeps_the_others(cli, tmp_path):
     # This one imports every plugin for real (torch included), in a child process.
     task = make_task(tmp_path, "bad_import")
     (task / "task.py").write_text("import nonexistent_module\n", encoding="utf-8")
     make_task(tmp_path, "good_copy")
-    result = framework_cli("tasks", "--check", cwd=tmp_path, plugin_path=str(tmp_path))
+    result = cli("tasks", "--check", cwd=tmp_path, env={PLUGIN_PATH_ENV: str(tmp_path)})
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
     assert rows["bad_import"].split()[1] == "broken"
