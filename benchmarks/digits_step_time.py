@@ -1,21 +1,26 @@
-# python benchmarks/digits_step_time.py --epochs 30 --repeats 5 --output docs/benchmarks.md
+# python benchmarks/digits_step_time.py --epochs 30 --repeats 11 --output docs/benchmarks.md
 """Training-step time of the digits task: `framework run` against a hand-written PyTorch loop.
 
 Both sides train the same thing: the digits MLP (built by the task), the data module's training loader
 (batch size 64, shuffled by (seed, epoch)), AdamW with the optimizer plugin's parameter groups and its
 LambdaLR schedule stepped after every step, cross-entropy. The reference loop is plain PyTorch:
 forward, loss, zero_grad, backward, step, scheduler step; no callbacks, no logging, no validation.
+A third column, bare Lightning, fits the task's own LightningModule with a Trainer that has nothing
+the engine adds (no logger, checkpoints, validation or engine callbacks): what Lightning's training
+loop costs by itself.
 
-Time per step is measured the same way on both sides: wall time of each training epoch (creating the
+Time per step is measured the same way everywhere: wall time of each training epoch (creating the
 batch iterator included, validation excluded) summed over all epochs and divided by the number of
 optimizer steps. The framework's number is the one the run records itself (`train.step_time_ms` in
-scores.json, from TrainTimer). Each repeat runs both sides in fresh processes with the same number of
-torch threads, one after the other, so machine load drifts affect both alike; the medians are compared.
+scores.json, from TrainTimer). Each repeat runs every side in a fresh process with the same number of
+torch threads, in alternating order, so a slow spell of the machine hits all sides alike; the medians
+are compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -31,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OVERRIDES = ["tasks=digits", "optimizers=adamw_baseline"]
 BEGIN, END = "<!-- digits_step_time: begin -->", "<!-- digits_step_time: end -->"
+SIDES = ("framework", "lightning", "reference")
 
 
 def _env(threads: int) -> dict[str, str]:
@@ -50,12 +56,27 @@ def framework_step_ms(epochs: int, device: str, threads: int) -> float:
         return float(train["step_time_ms"])
 
 
-def reference_step_ms(epochs: int, device: str, threads: int) -> float:
-    """Run `--reference` in a fresh process, so it starts as cold as the framework's run."""
-    command = [sys.executable, __file__, "--reference", "--epochs", str(epochs), "--device", device,
+def child_step_ms(side: str, epochs: int, device: str, threads: int) -> float:
+    """Run this script as `--child SIDE` in a fresh process, so it starts as cold as the framework's run."""
+    command = [sys.executable, __file__, "--child", side, "--epochs", str(epochs), "--device", device,
                "--threads", str(threads)]
     result = subprocess.run(command, cwd=ROOT, env=_env(threads), check=True, capture_output=True, text=True)
     return float(result.stdout.strip().splitlines()[-1])
+
+
+def _setup(epochs: int, threads: int):
+    """The run's resolved configuration and the task and optimizer plugins, as `framework run` has them."""
+    import torch
+
+    from framework.config import Node, parse_overrides
+    from framework.grid import expand
+    from framework.registry import Registry
+
+    torch.set_num_threads(threads)
+    registry = Registry()
+    (spec,) = expand(parse_overrides([*OVERRIDES, f"task.max_epochs={epochs}"]), registry)
+    config = Node(spec.config)
+    return config, registry.get("task", "digits").load(), registry.get("optimizer", "adamw_baseline").load()
 
 
 def reference(epochs: int, device: str, threads: int) -> float:
@@ -63,20 +84,11 @@ def reference(epochs: int, device: str, threads: int) -> float:
     import torch
     from torch.nn import functional as F
 
-    from framework.config import Node, parse_overrides
-    from framework.grid import expand
     from framework.groups import GroupedModel
-    from framework.registry import Registry
     from framework.run import OptimizerFactory
 
-    torch.set_num_threads(threads)
-    registry = Registry()
-    (spec,) = expand(parse_overrides([*OVERRIDES, f"task.max_epochs={epochs}"]), registry)
-    config = Node(spec.config)
-    task_module = registry.get("task", "digits").load()
-    optimizer_module = registry.get("optimizer", "adamw_baseline").load()
+    config, task_module, optimizer_module = _setup(epochs, threads)
     mlp = importlib.import_module(f"{task_module.__package__}.model").mlp
-
     torch.manual_seed(config.engine.seed)
     datamodule = task_module.get_datamodule(config)
     datamodule.setup("fit")
@@ -91,6 +103,8 @@ def reference(epochs: int, device: str, threads: int) -> float:
         if device == "cuda":
             torch.cuda.synchronize()
 
+    gc.collect()
+    gc.freeze()  # as the engine does around fit (it makes no difference to this loop, which allocates little)
     seconds, steps = 0.0, 0
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
@@ -111,23 +125,56 @@ def reference(epochs: int, device: str, threads: int) -> float:
     return 1000 * seconds / steps
 
 
-def _markdown(args, rows: list[tuple[float, float]], machine: dict[str, str]) -> str:
-    framework = statistics.median(r[0] for r in rows)
-    ref = statistics.median(r[1] for r in rows)
+def bare_lightning(epochs: int, device: str, threads: int) -> float:
+    """The task's LightningModule and data module under a Trainer with Lightning's defaults and nothing
+    the engine adds; returns milliseconds per training step."""
+    import lightning.pytorch as pl
+
+    from framework.callbacks import TrainTimer
+    from framework.run import OptimizerFactory, _quiet_lightning
+
+    _quiet_lightning()
+    config, task_module, optimizer_module = _setup(epochs, threads)
+    pl.seed_everything(config.engine.seed, verbose=False)
+    model, datamodule = task_module.get_task(OptimizerFactory(optimizer_module.configure_optimizers, config), config)
+    timer = TrainTimer()
+    with tempfile.TemporaryDirectory() as root:
+        trainer = pl.Trainer(
+            default_root_dir=root, accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_epochs=epochs,
+            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0, limit_val_batches=0, callbacks=[timer],
+        )
+        gc.collect()
+        gc.freeze()  # as the engine does around fit
+        trainer.fit(model, datamodule=datamodule)
+    return 1000 * timer.seconds / timer.steps
+
+
+CHILDREN = {"reference": reference, "lightning": bare_lightning}
+
+
+def _cells(row: dict[str, float]) -> list[str]:
+    ratios = [row["framework"] / row["reference"], row["lightning"] / row["reference"]]
+    return [f"{row[side]:.3f}" for side in SIDES] + [f"{ratio:.2f}" for ratio in ratios]
+
+
+def _markdown(args, rows: list[dict[str, float]], machine: dict[str, str]) -> str:
+    median = {side: statistics.median(row[side] for row in rows) for side in SIDES}
+    per_round = statistics.median(row["framework"] / row["reference"] for row in rows)
+    command = (f"python benchmarks/digits_step_time.py --epochs {args.epochs} --repeats {args.repeats} "
+               f"--threads {args.threads} --device {args.device}")
     lines = [
         BEGIN,
-        f"Measured {date.today().isoformat()} with `python benchmarks/digits_step_time.py --epochs {args.epochs} "
-        f"--repeats {args.repeats} --threads {args.threads} --device {args.device}`.",
+        f"Measured {date.today().isoformat()} with `{command}` on {machine}; "
+        f"{args.threads} torch thread(s) on every side. Times in ms per training step.",
         "",
-        f"Machine: {machine['cpu']}, {machine['cpus']} CPUs, torch {machine['torch']}, lightning {machine['lightning']}, "
-        f"Python {machine['python']}; {args.threads} torch thread(s) on both sides; device {args.device}.",
+        "| round | framework | bare Lightning | reference | framework / reference | bare Lightning / reference |",
+        "|---|---|---|---|---|---|",
+        *(f"| {i} | " + " | ".join(_cells(row)) + " |" for i, row in enumerate(rows, 1)),
+        "| **median** | " + " | ".join(f"**{cell}**" for cell in _cells(median)) + " |",
         "",
-        "| repeat | framework ms/step | reference ms/step | ratio |",
-        "|---|---|---|---|",
-        *(f"| {i} | {f:.3f} | {r:.3f} | {f / r:.2f} |" for i, (f, r) in enumerate(rows, 1)),
-        f"| **median** | **{framework:.3f}** | **{ref:.3f}** | **{framework / ref:.2f}** |",
-        "",
-        f"Ratio framework / reference (medians): **{framework / ref:.2f}x** (target <= 1.5x).",
+        f"Ratio framework / reference (medians): **{median['framework'] / median['reference']:.2f}x** "
+        f"(target <= 1.5x); median of the rounds' own ratios: {per_round:.2f}x.",
         END,
     ]
     return "\n".join(lines) + "\n"
@@ -144,7 +191,7 @@ def _write(path: Path, snippet: str) -> None:
     path.write_text(text)
 
 
-def _machine(threads: int) -> dict[str, str]:
+def _machine() -> str:
     import lightning
     import torch
 
@@ -153,35 +200,42 @@ def _machine(threads: int) -> dict[str, str]:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cpus": str(os.cpu_count()), "torch": torch.__version__, "lightning": lightning.__version__,
-            "python": platform.python_version()}
+    return (f"{cpu} ({os.cpu_count()} CPUs), Python {platform.python_version()}, torch {torch.__version__}, "
+            f"lightning {lightning.__version__}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30, help="training epochs per run (task default 30)")
-    parser.add_argument("--repeats", type=int, default=5, help="framework/reference pairs; medians are compared")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads on both sides (1: a small MLP gains nothing from more, and shared cores make them noisy)")
+    parser.add_argument("--repeats", type=int, default=11, help="rounds of the three measurements; medians compared")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on every side (default 1: a small "
+                        "MLP gains nothing from more, and threads fighting over few cores make timings noisy)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
                         help="markdown file whose marked digits section is replaced ('-' prints only)")
-    parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--child", choices=CHILDREN, help=argparse.SUPPRESS)  # one side, in its own process
     args = parser.parse_args()
-    if args.reference:
-        print(reference(args.epochs, args.device, args.threads))
+    if args.child:
+        print(CHILDREN[args.child](args.epochs, args.device, args.threads))
         return 0
 
     accelerator = "gpu" if args.device == "cuda" else "cpu"
+    measure = {
+        "framework": lambda: framework_step_ms(args.epochs, accelerator, args.threads),
+        "lightning": lambda: child_step_ms("lightning", args.epochs, args.device, args.threads),
+        "reference": lambda: child_step_ms("reference", args.epochs, args.device, args.threads),
+    }
     rows = []
-    print(f"{'repeat':>6}  {'framework ms/step':>17}  {'reference ms/step':>17}  {'ratio':>5}", flush=True)
+    print(" round  framework  bare Lightning  reference  (ms/step)  framework/reference", flush=True)
     for i in range(1, args.repeats + 1):
-        framework = framework_step_ms(args.epochs, accelerator, args.threads)
-        ref = reference_step_ms(args.epochs, args.device, args.threads)
-        rows.append((framework, ref))
-        print(f"{i:>6}  {framework:>17.3f}  {ref:>17.3f}  {framework / ref:>5.2f}", flush=True)
-    snippet = _markdown(args, rows, _machine(args.threads))
-    ratio = statistics.median(r[0] for r in rows) / statistics.median(r[1] for r in rows)
+        # Alternate the order, so a slow spell of the machine does not always hit the same side.
+        order = SIDES if i % 2 else SIDES[::-1]
+        row = {side: measure[side]() for side in order}
+        rows.append(row)
+        print(f"{i:>6}  {row['framework']:>9.3f}  {row['lightning']:>14.3f}  {row['reference']:>9.3f}  "
+              f"{row['framework'] / row['reference']:>30.2f}", flush=True)
+    snippet = _markdown(args, rows, _machine())
+    ratio = statistics.median(r["framework"] for r in rows) / statistics.median(r["reference"] for r in rows)
     print(f"median ratio framework / reference: {ratio:.2f}x")
     if args.output != "-":
         _write(Path(args.output), snippet)

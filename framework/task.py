@@ -35,7 +35,9 @@ class EpochShuffleSampler(Sampler[int]):
     """A random order that depends only on (seed, epoch).
 
     Lightning calls `set_epoch` before each epoch, so a run resumed from a checkpoint sees the same
-    order as one that was never interrupted.
+    order as one that was never interrupted. The order is drawn at the first item, not when the iterator
+    is made: Lightning makes the first epoch's iterator early (when the schedule asks for the number of
+    steps), before it sets the epoch a resumed run starts at.
     """
 
     def __init__(self, length: int, seed: int):
@@ -45,7 +47,7 @@ class EpochShuffleSampler(Sampler[int]):
         self.epoch = epoch
 
     def __iter__(self):
-        return iter(epoch_permutation(self.length, self.seed, self.epoch).tolist())
+        yield from epoch_permutation(self.length, self.seed, self.epoch).tolist()
 
     def __len__(self) -> int:
         return self.length
@@ -57,8 +59,9 @@ class TensorBatchSampler(Sampler[torch.Tensor]):
     (which takes longer than the training step of a small model).
 
     Shuffled (`seed` given), the batches are EpochShuffleSampler's order cut into pieces, so they are
-    the same batches and depend only on (seed, epoch); otherwise they follow the dataset's order. The
-    last batch may be smaller, as with a DataLoader's default `drop_last=False`.
+    the same batches and depend only on (seed, epoch), drawn at the first batch as there; otherwise they
+    follow the dataset's order. The last batch may be smaller, as with a DataLoader's default
+    `drop_last=False`.
     """
 
     def __init__(self, length: int, batch_size: int, seed: int | None = None):
@@ -72,7 +75,7 @@ class TensorBatchSampler(Sampler[torch.Tensor]):
             order = torch.arange(self.length)
         else:
             order = epoch_permutation(self.length, self.seed, self.epoch)
-        return iter(order.split(self.batch_size))
+        yield from order.split(self.batch_size)
 
     def __len__(self) -> int:
         return -(-self.length // self.batch_size)
@@ -110,7 +113,13 @@ class TaskDataModule(LightningDataModule):
                 f"{type(self).__name__}.setup() for stage '{'fit' if split in ('train', 'val') else 'test'}'"
             )
         workers, seed = self.config.engine.data_workers, self.config.engine.seed
-        options = dict(num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+        # The loader's own generator keeps the base seed it draws for each new iterator out of the global
+        # RNG, which EpochSeed has just reseeded for dropout and augmentation: a resumed run makes its first
+        # iterator at another moment than an uninterrupted one.
+        options = dict(
+            num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
+            generator=torch.Generator().manual_seed(seed),
+        )
         if isinstance(dataset, TensorDataset):
             # batch_size=None: each item the sampler yields is a whole batch, gathered by dataset[indices]
             sampler = TensorBatchSampler(len(dataset), self.batch_size, seed if shuffle else None)
@@ -142,6 +151,15 @@ class TaskModel(LightningModule):
         self.optimizer_factory = optimizer
         self.config = config
         self._log_every = max(1, int(config.engine.log_every_n_steps))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets `_current_fx_name` before and after every hook it calls, about 50 times a step;
+        # nn.Module.__setattr__ first looks for a parameter, buffer or submodule of that name, which
+        # adds up to a tenth of a small model's step. A hook name is never one of those.
+        if name == "_current_fx_name":
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
