@@ -58,10 +58,9 @@ class TensorBatchSampler(Sampler[torch.Tensor]):
     indexing per tensor, where a DataLoader would call `__getitem__` per sample and stack the results
     (which takes longer than the training step of a small model).
 
-    Shuffled (`seed` given), the batches are EpochShuffleSampler's order cut into pieces, so they are
-    the same batches and depend only on (seed, epoch), drawn at the first batch as there; otherwise they
-    follow the dataset's order. The last batch may be smaller, as with a DataLoader's default
-    `drop_last=False`.
+    Shuffled (`seed` given), the batches are EpochShuffleSampler's order cut into pieces, drawn at the
+    first batch as there: the same batches, depending only on (seed, epoch). Unshuffled, they follow the
+    dataset's order. The last batch may be smaller, as with a DataLoader's default `drop_last=False`.
     """
 
     def __init__(self, length: int, batch_size: int, seed: int | None = None):
