@@ -75,13 +75,19 @@ def _atomic_checkpoint_io():
     return AtomicCheckpointIO()
 
 
-def build(spec: RunSpec, registry: Registry, run_dir: Path):
+def _checkpoint_step(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
+def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None):
     """The task's model and data module and the Lightning Trainer of one run."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     from framework.callbacks import DivergenceCheck, EpochSeed, NoProfiler, TrainTimer
+    from framework.logs import ResumableCSVLogger
 
     config = Node({**spec.config, "run": {"id": spec.run_id, "dir": str(run_dir)}})
     task_module = registry.get("task", spec.task).load()
@@ -115,7 +121,7 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path):
         enable_progress_bar=engine.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        logger=CSVLogger(save_dir=run_dir, name="logs", version=""),
+        logger=ResumableCSVLogger(run_dir, _checkpoint_step(resume) if resume else None),
         callbacks=[checkpoint, timer, DivergenceCheck(), EpochSeed(engine.seed)],
         plugins=[_atomic_checkpoint_io()],
         profiler=NoProfiler(),
@@ -144,8 +150,8 @@ def _check_splits(datamodule) -> None:
 def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path) -> dict[str, Any]:
     """Fit (resuming from the last checkpoint if there is one), then test each requested checkpoint."""
     _quiet_lightning()
-    model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir)
     resume = results.last_checkpoint(run_dir)
+    model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir, resume)
     # Lightning allocates enough objects every step to set off the garbage collector, whose full passes
     # would walk every object of torch, Lightning and the data (~0.4M, a tenth of a second each).
     # Freezing what exists now keeps them out of those passes; unfreezing afterwards lets a grid of runs

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -114,3 +115,11 @@ def test_killed_run_resumes_to_the_same_scores(tmp_path):
     assert json.dumps(_scores_without_timing(run_dir), sort_keys=True) == json.dumps(
         _scores_without_timing(ref_dir), sort_keys=True
     )
+    # The learning curve is continued, not restarted: every epoch's validation row is there once.
+    epochs = [row["epoch"] for row in _csv_rows(run_dir) if row.get("val_acc") and not row.get("test_acc")]
+    assert epochs == [row["epoch"] for row in _csv_rows(ref_dir) if row.get("val_acc") and not row.get("test_acc")]
+
+
+def _csv_rows(run_dir: Path) -> list[dict]:
+    with (run_dir / "logs" / "metrics.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
