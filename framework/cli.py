@@ -85,6 +85,13 @@ def _fmt(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _score_text(outcome) -> str:
+    """The run's plotted score (`evaluation.plot.metric` of `evaluation.checkpoint`), else its error."""
+    evaluation = outcome.spec.config["evaluation"]
+    value = outcome.scores.get(evaluation["checkpoint"], {}).get(evaluation["plot"]["metric"])
+    return f"{evaluation['plot']['metric']}={value:.4g}" if isinstance(value, float) else (outcome.error or "")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from framework import results
     from framework.grid import describe_axes, expand
@@ -107,23 +114,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def report(index: int, outcome) -> None:
         spec = outcome.spec
-        metric = spec.config["evaluation"]["plot"]["metric"]
-        which = spec.config["evaluation"]["checkpoint"]
-        value = outcome.scores.get(which, {}).get(metric)
-        shown = f"{metric}={value:.4g}" if isinstance(value, float) else (outcome.error or "")
-        sweep = " ".join(f"{k}={_fmt(v)}" for k, v in spec.sweep.items())
-        print(f"[{index + 1}/{len(runs)}] {spec.task}/{spec.optimizer}/{spec.run_id} {sweep} -> {outcome.state} "
-              f"({outcome.seconds:.1f}s) {shown}", flush=True)
+        sweep = "".join(f" {k}={_fmt(v)}" for k, v in spec.sweep.items())
+        print(f"[{index + 1}/{len(runs)}] {spec.task}/{spec.optimizer}/{spec.run_id}{sweep} -> {outcome.state} "
+              f"({outcome.seconds:.1f}s) {_score_text(outcome)}", flush=True)
 
     print(f"{len(runs)} runs -> {Path(runs[0].config['engine']['output_dir']).resolve() if runs else '-'}", flush=True)
     outcomes = run_all(runs, registry, force=args.force, report=report)
     rows = []
     for outcome in outcomes:
         spec = outcome.spec
-        metric = spec.config["evaluation"]["plot"]["metric"]
-        value = outcome.scores.get(spec.config["evaluation"]["checkpoint"], {}).get(metric)
         rows.append([spec.task, spec.optimizer, spec.run_id, *(_fmt(spec.sweep.get(k, "")) for k in axes),
-                     outcome.state, f"{metric}={value:.4g}" if isinstance(value, float) else (outcome.error or "")[:80]])
+                     outcome.state, _score_text(outcome)[:80]])
     print()
     print(_table(["task", "optimizer", "run_id", *axes, "state", "score / error"], rows))
     counts = {state: sum(o.state == state for o in outcomes) for state in ("done", "skipped", "diverged", "failed")}
