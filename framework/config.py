@@ -348,13 +348,13 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def check_semantics(config: Mapping[str, Any], source: str) -> list[str]:
-    """Value checks that types alone cannot express."""
+def check_semantics(config: Mapping[str, Any]) -> list[str]:
+    """Value checks that types alone cannot express, on the resolved config (whatever layer set them)."""
     problems = []
     task, engine, evaluation = config["task"], config["engine"], config["evaluation"]
 
     def bad(key: str, message: str) -> None:
-        problems.append(f"{key} ({source}): {message}")
+        problems.append(f"{key}: {message}")
 
     for key, choices in (
         ("task.target_metric_mode", ("min", "max")),
@@ -381,6 +381,13 @@ def check_semantics(config: Mapping[str, Any], source: str) -> list[str]:
     for name in engine.get("test_checkpoints", []):
         if name not in ("best", "last"):
             bad("engine.test_checkpoints", f"entries must be best or last, got {name!r}")
+    if "schedule" in config["optimizer"]:  # the optimizer uses the shared schedule: check its keys now
+        from framework.schedulers import schedule_from_config
+
+        try:
+            schedule_from_config(config["optimizer"], total_steps=1)
+        except ValueError as exc:
+            problems += [p.strip() for p in str(exc).split("; ")]
     limits = evaluation["plot"].get("limits")
     if limits is not None and (not isinstance(limits, (list, tuple)) or len(limits) != 2 or not all(isinstance(v, (int, float)) for v in limits)):
         bad("evaluation.plot.limits", f"must be [low, high] or null, got {limits!r}")

@@ -120,7 +120,7 @@ def expand(request: Request, registry: Registry) -> list[RunSpec]:
                     layers.append(Layer(f"sweep {axis.source}", nest(axis.key, value)))
                 config = resolve(engine_defaults, task, optimizer, layers, run_problems)
                 if not run_problems:
-                    run_problems += check_semantics(config, f"{task.name} x {optimizer.name}")
+                    run_problems += check_semantics(config)
                 for problem in run_problems:
                     text = f"{problem} [task {task.name}, optimizer {optimizer.name}]"
                     if problem not in seen_problems:

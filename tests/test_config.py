@@ -291,7 +291,7 @@ def test_training_length_may_be_given_in_steps_but_not_left_out():
 )
 def test_values_that_types_cannot_catch(override, key):
     (found,) = problems("tasks=digits", override)
-    assert found.startswith(f"{key} (digits x adamw_baseline)")
+    assert found.startswith(f"{key}: ") and found.endswith("[task digits, optimizer adamw_baseline]")
 
 
 # ---------------------------------------------------------------- the frozen view and plugin paths

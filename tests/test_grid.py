@@ -148,3 +148,14 @@ def test_cli_dry_run_prints_the_grid(cli, tmp_path):
     for run in grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "optimizer.learning_rate=1e-3,1e-2"):
         assert run.run_id in result.stdout  # the ids do not depend on the output folder
     assert not (tmp_path / "out").exists()
+
+
+def test_shared_schedule_keys_are_checked_before_anything_runs():
+    with pytest.raises(ConfigError) as info:
+        grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "optimizer.schedule=cosin",
+             "optimizer.eta_min_factor=2")
+    found = info.value.problems
+    assert "optimizer.schedule: unknown schedule 'cosin' (known: cosine, step, poly, constant) "
+    "[task digits, optimizer adamw_baseline]" in found
+    assert any(p.startswith("optimizer.eta_min_factor: must be in [0, 1]") for p in found)
+    assert len(found) == 2  # each problem once, although both optimizers have it
