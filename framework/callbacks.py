@@ -15,6 +15,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.profilers import PassThroughProfiler
 
 from framework.errors import DivergedError
+from framework.task import epoch_seed
 
 
 class DivergenceCheck(Callback):
@@ -71,7 +72,7 @@ class EpochSeed(Callback):
         self.seed = seed
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        value = (self.seed * 1_000_003 + trainer.current_epoch) % 2**32
+        value = epoch_seed(self.seed, trainer.current_epoch)
         random.seed(value)
         np.random.seed(value)
         if trainer.strategy.root_device.type == "cpu":

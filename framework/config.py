@@ -251,12 +251,15 @@ def load_experiment(path: str | Path) -> Request:
     return request
 
 
-def _leaf_keys(tree: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Leaf values by dotted key: {"a": {"b": 1}} -> {"a.b": 1}; an empty mapping is a leaf."""
+    flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping) and value:
-            yield from _leaf_keys(value, f"{prefix}{key}.")
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
-            yield f"{prefix}{key}"
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def combine(first: Request, second: Request) -> Request:
@@ -264,7 +267,7 @@ def combine(first: Request, second: Request) -> Request:
     as a value or as a sweep, replaces the first's sweep over that key."""
     overridden = {axis.key for axis in second.axes}
     for layer in second.layers:
-        overridden.update(_leaf_keys(layer.values))
+        overridden.update(flatten(layer.values))
     axes = [a for a in first.axes if a.key not in overridden] + second.axes
     return Request(
         tasks=second.tasks if second.tasks is not None else first.tasks,
@@ -368,7 +371,7 @@ def check_semantics(config: Mapping[str, Any]) -> list[str]:
             value = value.get(part) if isinstance(value, Mapping) else None
         if value not in choices:
             bad(key, f"must be one of {', '.join(choices)}, got {value!r}")
-    if not isinstance(task.get("batch_size"), int) or task["batch_size"] < 1:
+    if not _positive_int(task.get("batch_size")):
         bad("task.batch_size", f"must be a positive integer, got {task.get('batch_size')!r}")
     epochs, steps = task.get("max_epochs"), task.get("max_steps")
     for key, value in (("task.max_epochs", epochs), ("task.max_steps", steps)):
@@ -376,7 +379,7 @@ def check_semantics(config: Mapping[str, Any]) -> list[str]:
             bad(key, f"must be a positive integer or null, got {value!r}")
     if epochs is None and steps is None:
         bad("task.max_epochs", "set a positive max_epochs or max_steps (both are null)")
-    if not isinstance(engine.get("devices"), int) or engine["devices"] < 1:
+    if not _positive_int(engine.get("devices")):
         bad("engine.devices", f"must be a positive integer, got {engine.get('devices')!r}")
     for name in engine.get("test_checkpoints", []):
         if name not in ("best", "last"):

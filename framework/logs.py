@@ -8,11 +8,13 @@ of the checkpoint the run resumes from (later rows belong to training that is re
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from framework.yamlio import atomic_write_text
 
 
 def _keep_rows_until(path: Path, step: int) -> list[str]:
@@ -21,11 +23,11 @@ def _keep_rows_until(path: Path, step: int) -> list[str]:
         reader = csv.DictReader(fh)
         header = list(reader.fieldnames or [])
         rows = [row for row in reader if row.get("step", "") == "" or int(float(row["step"])) <= step]
-    with open(path.with_suffix(".tmp"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    path.with_suffix(".tmp").replace(path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
     return header
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from framework.config import flatten
 from framework.yamlio import atomic_write_json, atomic_write_text, dump_yaml, load_yaml, read_json
 
 STATES = ("running", "done", "failed", "diverged")
@@ -79,16 +80,6 @@ def iter_run_dirs(output_dir: str | Path) -> Iterator[Path]:
     """Every run directory under `output_dir` (<task>/<optimizer>/<run_id>/ holding a config)."""
     for config in sorted(Path(output_dir).glob(f"*/*/*/{CONFIG_FILE}")):
         yield config.parent
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def load_runs(output_dir: str | Path) -> list[dict[str, Any]]:

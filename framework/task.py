@@ -25,9 +25,14 @@ from framework.errors import FrameworkError
 from framework.groups import GroupedModel
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's randomness (shuffle, dropout, augmentation), from (seed, epoch) alone."""
+    return (seed * 1_000_003 + epoch) % 2**32
+
+
 def epoch_permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
     """A random order of `range(length)` that depends only on (seed, epoch)."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     return torch.randperm(length, generator=generator)
 
 
