@@ -1,0 +1,34 @@
+"""Helpers shared by the commands: reading the grid request, plain-text tables, number formatting."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that select a grid, shared by every command that reads one (run, prepare, ...)."""
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="selections, values and sweeps (see below)")
+    parser.add_argument("-e", "--experiment", metavar="FILE", help="experiment YAML (sections task, optimizer, engine, evaluation, sweep)")
+    parser.add_argument("-o", "--output", metavar="DIR", help="output folder (engine.output_dir, default results)")
+
+
+def read_request(args: argparse.Namespace):
+    """The Request named by a command line's overrides, experiment file and --output."""
+    from framework.config import Request, combine, load_experiment, parse_overrides
+
+    overrides = list(args.overrides)
+    if getattr(args, "output", None):
+        overrides.append(f"engine.output_dir={args.output}")
+    request = load_experiment(args.experiment) if args.experiment else Request()
+    return combine(request, parse_overrides(overrides))
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fmt(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
