@@ -29,8 +29,11 @@ from framework.registry import Plugin, Registry
 
 # Keys that do not change what a run computes; they are left out of the run_id.
 NON_IDENTITY = (
-    "engine.output_dir", "engine.plugin_paths", "engine.executor", "engine.sbatch_args",
-    "engine.progress", "engine.data_workers", "evaluation",
+    "engine.output_dir", "engine.plugin_paths", "engine.executor", "engine.workers", "engine.sbatch_args",
+    "engine.slurm", "engine.progress", "engine.data_workers", "evaluation",
+    # skipping bad batches changes nothing on good data; a run that failed on a corrupt file resumes as the
+    # same run when it is allowed
+    "engine.skip_bad_batches",
 )
 
 

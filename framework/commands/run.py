@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from framework.commands.common import add_request_arguments, fmt, read_request, table
+from framework.errors import FrameworkError
 
 EPILOG = """\
 overrides:
@@ -19,6 +21,8 @@ overrides:
 
 merge order: engine defaults < optimizer default.yaml < task default.yaml < experiment file < command line.
 Finished runs are skipped, unfinished ones resume from their last checkpoint (--force reruns).
+engine.executor=local trains in engine.workers processes; engine.executor=slurm submits job arrays and
+returns at once (follow with `framework status OUTPUT`; see README "Running on a SLURM cluster").
 Exit status: 0 when every run finished (done or diverged), 1 when a run failed, 2 for bad input.
 """
 
@@ -34,15 +38,40 @@ def register(commands) -> None:
     parser.set_defaults(handler=handler)
 
 
-def score_text(outcome) -> str:
+def score_text(spec, outcome: dict) -> str:
     """The run's plotted score (`evaluation.plot.metric` of `evaluation.checkpoint`), else its error."""
-    evaluation = outcome.spec.config["evaluation"]
-    value = outcome.scores.get(evaluation["checkpoint"], {}).get(evaluation["plot"]["metric"])
-    return f"{evaluation['plot']['metric']}={value:.4g}" if isinstance(value, float) else (outcome.error or "")
+    evaluation = spec.config["evaluation"]
+    value = (outcome.get("scores") or {}).get(evaluation["checkpoint"], {}).get(evaluation["plot"]["metric"])
+    return f"{evaluation['plot']['metric']}={value:.4g}" if isinstance(value, float) else (outcome.get("error") or "")
+
+
+class Progress:
+    """One line per finished cell with the grid's counts and an ETA (works in a terminal and in a log)."""
+
+    def __init__(self, total: int, workers: int):
+        self.total, self.workers, self.finished = total, max(1, workers), 0
+        self.counts = {"done": 0, "failed": 0, "diverged": 0, "skipped": 0}
+        self.seconds: list[float] = []
+
+    def __call__(self, spec, outcome: dict) -> None:
+        self.finished += 1
+        self.counts[outcome["state"]] = self.counts.get(outcome["state"], 0) + 1
+        if outcome["state"] != "skipped":
+            self.seconds.append(outcome["seconds"])
+        left = self.total - self.finished
+        running = min(self.workers, left)
+        eta = ""
+        if self.seconds and left:
+            eta = f", ETA {time.strftime('%H:%M:%S', time.gmtime(sum(self.seconds) / len(self.seconds) * left / self.workers))}"
+        sweep = "".join(f" {k}={fmt(v)}" for k, v in spec.sweep.items())
+        print(f"[{self.finished}/{self.total}] {spec.task}/{spec.optimizer}/{spec.run_id}{sweep} -> {outcome['state']} "
+              f"({outcome['seconds']:.1f}s) {score_text(spec, outcome)} | {self.counts['done']} done, "
+              f"{self.counts['failed']} failed, {running} running, {left - running} left{eta}", flush=True)
 
 
 def handler(args: argparse.Namespace) -> int:
     from framework import results
+    from framework.executors import slurm
     from framework.grid import describe_axes, expand
     from framework.registry import Registry
 
@@ -58,27 +87,58 @@ def handler(args: argparse.Namespace) -> int:
         print(table(["#", "task", "optimizer", "run_id", *axes, "state"], rows))
         print(f"{len(runs)} runs (dry run: nothing was run)")
         return 0
+    if not runs:
+        print("0 runs")
+        return 0
+    engine = runs[0].config["engine"]
+    executors = {spec.config["engine"]["executor"] for spec in runs}
+    if len(executors) > 1:
+        raise FrameworkError(f"engine.executor differs between runs ({', '.join(sorted(executors))}); use one executor per command")
+    owned = slurm.in_flight(runs)  # cells a SLURM job still owns are never trained twice
+    for spec in runs:
+        if spec.run_id in owned:
+            print(f"{spec.task}/{spec.optimizer}/{spec.run_id}: in flight as SLURM job {owned[spec.run_id]}, left alone "
+                  f"(`framework cancel` stops it)")
+    runs = [spec for spec in runs if spec.run_id not in owned]
+    output = Path(engine["output_dir"]).resolve()
+    if engine["executor"] == "slurm":
+        return _submit(runs, request.plugin_paths(), args.force, output)
 
     from framework.executors.local import run_all
 
-    def report(index: int, outcome) -> None:
-        spec = outcome.spec
-        sweep = "".join(f" {k}={fmt(v)}" for k, v in spec.sweep.items())
-        print(f"[{index + 1}/{len(runs)}] {spec.task}/{spec.optimizer}/{spec.run_id}{sweep} -> {outcome.state} "
-              f"({outcome.seconds:.1f}s) {score_text(outcome)}", flush=True)
-
-    print(f"{len(runs)} runs -> {Path(runs[0].config['engine']['output_dir']).resolve() if runs else '-'}", flush=True)
-    outcomes = run_all(runs, registry, force=args.force, report=report)
+    print(f"{len(runs)} runs -> {output} ({engine['workers']} worker{'s' * (engine['workers'] != 1)})", flush=True)
+    outcomes = run_all(runs, request.plugin_paths(), engine["workers"], force=args.force,
+                       report=Progress(len(runs), engine["workers"]))
     rows = []
-    for outcome in outcomes:
-        spec = outcome.spec
+    for spec, outcome in zip(runs, outcomes):
         rows.append([spec.task, spec.optimizer, spec.run_id, *(fmt(spec.sweep.get(k, "")) for k in axes),
-                     outcome.state, score_text(outcome)[:80]])
+                     outcome["state"], score_text(spec, outcome)[:80]])
     print()
     print(table(["task", "optimizer", "run_id", *axes, "state", "score / error"], rows))
-    counts = {state: sum(o.state == state for o in outcomes) for state in ("done", "skipped", "diverged", "failed")}
+    counts = {state: sum(o["state"] == state for o in outcomes) for state in ("done", "skipped", "diverged", "failed")}
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
     if counts["failed"]:
         print("failed runs keep their traceback in <run dir>/status.json; run the same command again to retry them",
               file=sys.stderr)
     return 1 if counts["failed"] else 0
+
+
+def _submit(runs, plugin_paths: list[str], force: bool, output: Path) -> int:
+    """slurm executor: submit what has not finished and return; `framework status` follows it."""
+    from framework import results
+    from framework.executors import slurm
+
+    todo = []
+    for spec in runs:
+        status = results.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
+        if force or status.get("state") not in results.FINISHED:
+            todo.append(spec)
+    submission = slurm.submit(todo, plugin_paths, force=force)
+    print(f"{len(runs) - len(todo)} finished runs skipped; {len(todo)} submitted"
+          + (f" as job array{'s' * (len(submission.arrays) > 1)} {', '.join(submission.arrays)}" if todo else ""))
+    if submission.plot_job:
+        print(f"plot job {submission.plot_job} runs after the grid (afterany)")
+    if todo:
+        print(f"job files and logs: {submission.folder}")
+    print(f"follow with: framework status {output}")
+    return 0

@@ -1,21 +1,175 @@
-"""Local executor: the grid's runs one after the other in this process."""
+"""Local executor: the grid's cells in `engine.workers` worker processes on this machine.
+
+Each worker is a long-lived process that imports torch and Lightning once and then trains one cell after
+another, so a grid does not pay the import cost per cell. A cell that raises is recorded by `run.execute`
+as usual; a worker that dies (segfault, out-of-memory kill, `kill -9`) takes only its current cell with
+it: the cell is recorded as failed with the signal, a fresh worker replaces the dead one, and the rest of
+the grid goes on. `engine.workers=0` trains in this process, which is what a debugger wants.
+
+Devices: when GPUs are visible, each worker sees only its own (`CUDA_VISIBLE_DEVICES`), `engine.devices`
+of them; on the CPU the cores are split evenly between workers (torch's intra-op threads).
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
+from framework import results
+from framework.errors import FrameworkError
 from framework.grid import RunSpec
-from framework.registry import Registry
-from framework.run import Outcome, execute
+
+Report = Callable[[RunSpec, dict], None]
 
 
-def run_all(
-    runs: list[RunSpec], registry: Registry, force: bool = False, report: Callable[[int, Outcome], None] | None = None
-) -> list[Outcome]:
-    outcomes = []
-    for index, spec in enumerate(runs):
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, without importing torch (which would initialise CUDA here)."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ:
+        return [g for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(line for line in listing.splitlines() if line.startswith("GPU "))]
+
+
+def worker_environments(workers: int, devices_per_run: int) -> list[dict[str, str]]:
+    """The environment variables of each worker: its GPUs, or its share of the CPU threads."""
+    gpus = visible_gpus()
+    if gpus:
+        if workers * devices_per_run > len(gpus):
+            raise FrameworkError(
+                f"engine.workers={workers} x engine.devices={devices_per_run} needs {workers * devices_per_run} GPUs, "
+                f"{len(gpus)} visible; lower engine.workers"
+            )
+        return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[i * devices_per_run:(i + 1) * devices_per_run])} for i in range(workers)]
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "CUDA_VISIBLE_DEVICES": ""} for _ in range(workers)]
+
+
+def _serve(connection: Connection, environment: dict[str, str]) -> None:
+    """A worker's main loop: receive (spec, plugin_paths, force), train it, send back the outcome."""
+    os.environ.update(environment)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops workers itself
+    from framework.registry import Registry
+    from framework.run import execute
+
+    import torch
+
+    torch.set_num_threads(int(environment.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    registries: dict[tuple[str, ...], Registry] = {}
+    connection.send(None)  # ready: imports done
+    while True:
+        message = connection.recv()
+        if message is None:
+            return
+        spec, plugin_paths, force = message
+        registry = registries.setdefault(tuple(plugin_paths), Registry(plugin_paths))
         outcome = execute(spec, registry, force=force)
-        outcomes.append(outcome)
-        if report:
-            report(index, outcome)
-    return outcomes
+        connection.send({"state": outcome.state, "seconds": outcome.seconds, "error": outcome.error, "scores": outcome.scores})
+
+
+class _Worker:
+    def __init__(self, context, environment: dict[str, str]):
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, environment), daemon=True)
+        self.process.start()
+        child.close()
+        self.environment, self.spec, self.started, self.ready = environment, None, 0.0, False
+
+    def give(self, spec: RunSpec, plugin_paths: list[str], force: bool) -> None:
+        self.spec, self.started = spec, time.perf_counter()
+        self.connection.send((spec, plugin_paths, force))
+
+    def stop(self) -> None:
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _death(process) -> str:
+    code = process.exitcode
+    if code is not None and code < 0:
+        return f"worker process died from signal {signal.Signals(-code).name} (e.g. segfault or out-of-memory kill)"
+    return f"worker process exited with status {code} while training"
+
+
+def _record_death(spec: RunSpec, error: str) -> dict:
+    run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
+    if run_dir.exists():
+        results.write_status(run_dir, "failed", error=error, finished=time.time())
+    return {"state": "failed", "seconds": 0.0, "error": error, "scores": {}}
+
+
+def run_all(runs: list[RunSpec], plugin_paths: list[str], workers: int, force: bool = False,
+            report: Report | None = None) -> list[dict]:
+    """Train every cell; returns one outcome dict (state, seconds, error, scores) per run, in order."""
+    if workers == 0:
+        from framework.registry import Registry
+        from framework.run import execute
+
+        registry, outcomes = Registry(plugin_paths), []
+        for spec in runs:
+            outcome = execute(spec, registry, force=force)
+            outcomes.append({"state": outcome.state, "seconds": outcome.seconds, "error": outcome.error, "scores": outcome.scores})
+            if report:
+                report(spec, outcomes[-1])
+        return outcomes
+
+    devices = max((spec.config["engine"]["devices"] for spec in runs), default=1)
+    environments = worker_environments(min(workers, len(runs)) or 1, devices)
+    # spawn, not fork: a forked copy of a process that has threads (or CUDA) can deadlock
+    context = multiprocessing.get_context("spawn")
+    pool = [_Worker(context, env) for env in environments]
+    queue = list(enumerate(runs))
+    outcomes: dict[int, dict] = {}
+    index_of = {id(spec): i for i, spec in queue}
+    try:
+        while len(outcomes) < len(runs):
+            for worker in pool:
+                if worker.spec is None and worker.ready and queue:
+                    worker.give(queue.pop(0)[1], plugin_paths, force)
+            ready = wait([w.connection for w in pool] + [w.process.sentinel for w in pool])
+            for i, worker in enumerate(pool):
+                if worker.connection in ready or worker.process.sentinel in ready:
+                    try:
+                        if worker.connection.poll():
+                            message = worker.connection.recv()
+                            if not worker.ready:
+                                worker.ready = True
+                                continue
+                            spec, worker.spec = worker.spec, None
+                            outcomes[index_of[id(spec)]] = message
+                            if report:
+                                report(spec, message)
+                            continue
+                    except (EOFError, OSError):
+                        pass
+                    if not worker.process.is_alive():
+                        worker.process.join()
+                        error = _death(worker.process)
+                        if worker.spec is None:
+                            raise FrameworkError(f"a local worker could not start: {error}")
+                        spec, worker.spec = worker.spec, None
+                        outcomes[index_of[id(spec)]] = _record_death(spec, error)
+                        if report:
+                            report(spec, outcomes[index_of[id(spec)]])
+                        pool[i] = _Worker(context, worker.environment)
+    finally:
+        for worker in pool:
+            if worker.spec is not None:  # interrupted: the cell resumes from its checkpoint next time
+                worker.process.kill()
+                worker.process.join()
+                _record_death(worker.spec, "interrupted before it finished; run again to resume from its last checkpoint")
+            worker.stop()
+    return [outcomes[i] for i in range(len(runs))]

@@ -1,0 +1,230 @@
+"""SLURM executor: the grid's cells as job arrays through submitit, and what the scheduler says of them.
+
+`submit` groups the cells by the resources they ask for (the resolved `engine.sbatch_args`, devices,
+setup lines), submits one job array per group and returns at once; each cell's run directory records
+`pending` and its job id. The jobs run `slurm_job.CellJob`, which trains the cell through the same
+`run.execute` as the local executor. `framework status` reads the run directories and asks `sacct` about
+the jobs that have not recorded an outcome; `framework cancel` runs `scancel` on them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framework import results
+from framework.errors import FrameworkError
+from framework.grid import RunSpec
+
+SUBMISSIONS_FILE = "submissions.jsonl"
+DEFAULT_TIME_MIN = 60
+# sacct states of a job that may still write its outcome
+ALIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING",
+         "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED"}
+IN_FLIGHT = ("pending", "running", "requeued")  # states a cell records while a job owns it
+
+
+def slurm_folder(engine: Mapping[str, Any]) -> Path:
+    folder = engine["slurm"].get("folder")
+    return Path(folder) if folder else Path(engine["output_dir"]) / ".slurm"
+
+
+def parse_minutes(value: Any) -> int:
+    """sbatch's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return max(1, math.ceil(value))
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", str(value).strip())
+    if not match:
+        raise FrameworkError(f"engine.sbatch_args.time: cannot read {value!r}; use minutes or [D-]HH:MM:SS")
+    days, first, second, third = match.groups()
+    if days is not None:  # D-HH[:MM[:SS]]
+        seconds = int(days) * 86400 + int(first) * 3600 + int(second or 0) * 60 + int(third or 0)
+    elif third is not None:  # HH:MM:SS
+        seconds = int(first) * 3600 + int(second) * 60 + int(third)
+    elif second is not None:  # MM:SS
+        seconds = int(first) * 60 + int(second)
+    else:
+        seconds = int(first) * 60
+    return max(1, math.ceil(seconds / 60))
+
+
+def _submitit_names() -> set[str]:
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    return set(inspect.signature(_make_sbatch_string).parameters) - {"command", "folder", "map_count", "additional_parameters"}
+
+
+def sbatch_parameters(config: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """submitit SlurmExecutor parameters of one cell: engine settings, then the layered sbatch_args."""
+    engine = config["engine"]
+    devices = engine["devices"]
+    parameters: dict[str, Any] = {
+        "job_name": f"framework-{task}",
+        "nodes": 1,
+        "ntasks_per_node": devices,  # one process per device: Lightning's DDP reads its rank from SLURM
+        "array_parallelism": engine["slurm"]["array_parallelism"],
+        "setup": list(engine["slurm"]["setup"]),
+        "time": DEFAULT_TIME_MIN,
+    }
+    if engine["accelerator"] in ("gpu", "cuda"):
+        parameters["gpus_per_node"] = devices
+    known, extra = _submitit_names(), {}
+    for key, value in engine["sbatch_args"].items():
+        name = key.replace("-", "_")
+        if name == "time":
+            parameters["time"] = parse_minutes(value)
+        elif name in known:
+            parameters[name] = value
+        else:
+            extra[name] = value
+    parameters["time"] = max(1, math.ceil(parameters["time"] * engine["slurm"]["time_factor"]))
+    if extra:
+        parameters["additional_parameters"] = extra
+    return parameters
+
+
+def scheduler_states(job_ids: Iterable[str]) -> dict[str, str]:
+    """The latest sacct state of each job id ('123' or array task '123_4'); unknown ids are left out."""
+    ids = sorted({str(j) for j in job_ids if j})
+    if not ids:
+        return {}
+    if shutil.which("sacct") is None:
+        raise FrameworkError("sacct not found: `framework status` needs SLURM's accounting (sacct) on this machine")
+    masters = sorted({j.split("_")[0] for j in ids})
+    done = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(masters)],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode:
+        raise FrameworkError(f"sacct failed: {done.stderr.strip() or done.stdout.strip()}")
+    states: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        if "|" not in line:
+            continue
+        job, state = line.split("|", 1)
+        state = state.split()[0] if state.strip() else "UNKNOWN"
+        array = re.fullmatch(r"(\d+)_\[(.+)\]", job)  # pending array tasks: 123_[0-7%2]
+        if array:
+            for part in array[2].split("%")[0].split(","):
+                low, _, high = part.partition("-")
+                for task in range(int(low), int(high or low) + 1):
+                    states[f"{array[1]}_{task}"] = state
+        else:
+            states[job] = state
+    return {j: states[j] for j in ids if j in states}
+
+
+def reconcile(status: Mapping[str, Any], scheduler: Mapping[str, str]) -> tuple[str, str | None]:
+    """A cell's state from its status.json and the scheduler: (state, error or note)."""
+    state, job = status.get("state", "unknown"), status.get("job_id")  # see results.read_status_and_job
+    if state not in IN_FLIGHT or not job or job not in scheduler:
+        return state, status.get("error")
+    queued = scheduler[job]
+    if queued == "REQUEUED" or (queued == "PENDING" and state == "requeued"):
+        return "requeued", None
+    if queued == "PENDING":
+        return "pending", None
+    if queued in ALIVE:
+        return "running", None
+    return "failed", f"SLURM job {job} ended {queued} before the run recorded an outcome; the next `framework run` resubmits it"
+
+
+def in_flight(runs: list[RunSpec]) -> dict[str, str]:
+    """Cells a SLURM job still owns (pending, running or requeued), by run_id -> job id."""
+    owned = {}
+    for spec in runs:
+        status = results.read_status_and_job(spec.run_dir(spec.config["engine"]["output_dir"]))
+        if status.get("state") in IN_FLIGHT and status.get("job_id"):
+            owned[spec.run_id] = str(status["job_id"])
+    if not owned or shutil.which("sacct") is None:
+        return {}
+    states = scheduler_states(owned.values())
+    return {run_id: job for run_id, job in owned.items() if states.get(job) in ALIVE}
+
+
+@dataclass
+class Submission:
+    jobs: dict[str, str] = field(default_factory=dict)  # run_id -> job id
+    arrays: list[str] = field(default_factory=list)  # one job (array) id per resource group
+    plot_job: str | None = None
+    folder: Path | None = None
+
+
+def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) -> Submission:
+    """Submit every cell of `runs` (the caller leaves out finished and in-flight ones); returns at once."""
+    import submitit
+
+    from framework.executors.slurm_job import CellJob, plot_job
+
+    submission = Submission()
+    if not runs:
+        return submission
+    engine = runs[0].config["engine"]
+    folder = slurm_folder(engine) / time.strftime("%Y%m%d-%H%M%S")
+    submission.folder = folder
+    groups: dict[str, tuple[dict[str, Any], list[RunSpec]]] = {}
+    for spec in runs:
+        parameters = sbatch_parameters(spec.config, spec.task)
+        key = json.dumps(parameters, sort_keys=True, default=str)
+        groups.setdefault(key, (parameters, []))[1].append(spec)
+    for parameters, specs in groups.values():
+        executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=engine["slurm"]["max_requeues"])
+        executor.update_parameters(**parameters)
+        for spec in specs:  # the run directory exists, with the cell's config, before any job starts
+            run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
+            if force and run_dir.exists():
+                shutil.rmtree(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            results.write_config(run_dir, spec.config)
+            # pending is written before sbatch: once submitted, status.json is the job's alone to write
+            results.write_status(run_dir, "pending", task=spec.task, optimizer=spec.optimizer, run_id=spec.run_id,
+                                 sweep=spec.sweep, submitted=time.time(), error=None, traceback=None)
+        try:
+            with executor.batch():
+                jobs = [executor.submit(CellJob(spec, plugin_paths)) for spec in specs]
+        except Exception as exc:  # sbatch refused: name the group's options, which are the usual cause
+            for spec in specs:
+                results.write_status(spec.run_dir(spec.config["engine"]["output_dir"]), "failed",
+                                     error=f"not submitted: sbatch refused it ({exc})")
+            raise FrameworkError(f"sbatch refused the jobs of {specs[0].task} ({exc}); check engine.sbatch_args") from exc
+        for spec, job in zip(specs, jobs):
+            results.write_job(spec.run_dir(spec.config["engine"]["output_dir"]), job.job_id, folder)
+            submission.jobs[spec.run_id] = job.job_id
+        submission.arrays.append(jobs[0].job_id.split("_")[0])
+    if engine["slurm"]["plot"]:
+        executor = submitit.SlurmExecutor(folder=folder / "%j")
+        executor.update_parameters(job_name="framework-plot", time=30, setup=list(engine["slurm"]["setup"]),
+                                   dependency="afterany:" + ":".join(submission.arrays))
+        submission.plot_job = executor.submit(plot_job, str(engine["output_dir"])).job_id
+    record = {"time": time.time(), "folder": str(folder), "arrays": submission.arrays,
+              "plot_job": submission.plot_job, "jobs": submission.jobs}
+    log = slurm_folder(engine) / SUBMISSIONS_FILE
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    return submission
+
+
+def submitted_plot_jobs(output_dir: str | Path, folder: str | Path | None = None) -> list[str]:
+    log = (Path(folder) if folder else Path(output_dir) / ".slurm") / SUBMISSIONS_FILE
+    if not log.is_file():
+        return []
+    return [json.loads(line)["plot_job"] for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("plot_job")]
+
+
+def cancel(job_ids: Iterable[str]) -> list[str]:
+    """scancel the given jobs (array tasks by their own ids); returns those it was asked to cancel."""
+    ids = sorted({str(j) for j in job_ids if j})
+    if ids:
+        if shutil.which("scancel") is None:
+            raise FrameworkError("scancel not found: run `framework cancel` where SLURM's commands are installed")
+        done = subprocess.run(["scancel", *ids], capture_output=True, text=True, timeout=60)
+        if done.returncode:
+            raise FrameworkError(f"scancel failed: {done.stderr.strip()}")
+    return ids
