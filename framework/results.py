@@ -80,8 +80,8 @@ def read_status_and_job(run_dir: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError):
         return status
     if status.get("state") in ("pending", "requeued") or not status.get("job_id"):
-        status = {**status, "job_id": job["job_id"], "slurm_folder": job.get("slurm_folder")}
-    return status
+        status = {**status, "job_id": job["job_id"]}
+    return {"slurm_folder": job.get("slurm_folder"), **status}
 
 
 def read_scores(run_dir: Path) -> dict[str, Any] | None:

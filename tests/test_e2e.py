@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 
 from framework.results import load_runs, read_scores, read_status
 
-from .conftest import REPO, run_cli
+from .conftest import flaky_plugin, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -44,28 +43,8 @@ def test_grid_runs_then_skips_then_plots(tmp_path):
         assert (out / "plots" / f"digits_heatmap.{suffix}").stat().st_size > 0, plotted.stdout
 
 
-def _flaky_plugin(root: Path) -> Path:
-    """A user plugin folder outside the repo: the template task, taught to fail or diverge on request."""
-    task = root / "tasks" / "flaky"
-    shutil.copytree(REPO / "tasks" / "template", task, ignore=shutil.ignore_patterns("__pycache__"))
-    defaults = (task / "default.yaml").read_text()
-    defaults = defaults.replace("name: template", "name: flaky").replace("max_epochs: 5", "max_epochs: 2")
-    (task / "default.yaml").write_text(defaults.replace("  hidden_size: 32", "  hidden_size: 32\n  mode: ok"))
-    model = (task / "model.py").read_text()
-    model = model.replace(
-        "        loss = F.cross_entropy(self.model(x), y)\n",
-        "        loss = F.cross_entropy(self.model(x), y)\n"
-        "        if self.config.task.mode == 'raise' and self.global_step == 3:\n"
-        "            raise RuntimeError('boom from the flaky task')\n"
-        "        if self.config.task.mode == 'nan' and self.global_step == 3:\n"
-        "            loss = loss * float('nan')\n",
-    )
-    (task / "model.py").write_text(model)
-    return root
-
-
 def test_failed_and_diverged_runs_are_recorded_and_the_grid_goes_on(tmp_path):
-    plugins = _flaky_plugin(tmp_path / "plugins")
+    plugins = flaky_plugin(tmp_path / "plugins")
     out = tmp_path / "results"
     proc = run_cli("run", "tasks=flaky", "task.mode=raise,nan,ok", "-o", str(out), cwd=tmp_path,
                    env={"FRAMEWORK_PLUGIN_PATH": str(plugins)})

@@ -1,28 +1,57 @@
-"""`framework plot`: heatmaps of each task's target metric from an output folder."""
+"""`framework plot`: heatmaps, learning curves, best configurations, time to target, performance
+profiles and the results table of an output folder."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+EPILOG = """\
+written to OUTPUT/plots (or --out):
+  <task>_heatmap.{png,pdf,csv}         evaluation.plot.metric over --x and --y, mean ± std over seeds
+  <task>_curves.{png,pdf,csv}          training loss and task.target_metric over steps, best configuration
+                                       of each optimizer, band from the lowest to the highest seed
+  <task>_time_to_target.{png,pdf,csv}  steps until task.target_metric reaches evaluation.target (when set)
+  best_configurations.csv              per task x optimizer: mean ± std and 95% bootstrap interval over seeds
+  performance_profile.{png,pdf,csv}    share of tasks on which each optimizer is within a factor tau of the best
+  results.csv, results.parquet         every run x checkpoint x metric, with hyperparameters and environment
+"""
 
 
-def register(commands) -> None:
-    parser = commands.add_parser("plot", help="heatmaps of each task's target metric from an output folder")
+def add_figure_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that shape the figures, shared with `framework report`."""
     parser.add_argument("output", metavar="OUTPUT", help="the output folder of `framework run`")
     parser.add_argument("--x", metavar="KEY", help="heatmap columns (default evaluation.plot.x: optimizer.learning_rate)")
     parser.add_argument("--y", metavar="KEY", help="heatmap rows (default evaluation.plot.y: optimizer.weight_decay)")
-    parser.add_argument("--split", metavar="KEY", action="append", default=[], help="one figure per value of KEY (repeatable)")
-    parser.add_argument("--aggregate", metavar="KEY", action="append", default=[], help="best value over KEY in each cell (repeatable)")
-    parser.add_argument("--out", metavar="DIR", help="where figures go (default OUTPUT/plots)")
+    parser.add_argument("--split", metavar="KEY", action="append", default=[], help="one heatmap per value of KEY (repeatable)")
+    parser.add_argument("--aggregate", metavar="KEY", action="append", default=[], help="best value over KEY in each heatmap cell (repeatable)")
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "plot", help="heatmaps, learning curves, best configurations, profiles and the results table",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_figure_arguments(parser)
+    parser.add_argument("--out", metavar="DIR", help="where figures and tables go (default OUTPUT/plots)")
     parser.add_argument("--format", default="png,pdf", help="comma-separated figure formats (default png,pdf)")
     parser.set_defaults(handler=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.plots import plot_heatmaps
+    from framework.analysis import analyze
+    from framework.best import format_row
+    from framework.commands.common import table
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    written = plot_heatmaps(args.output, plot_dir=args.out, x=args.x, y=args.y,
-                            split=tuple(args.split), aggregate=tuple(args.aggregate), formats=formats)
-    for path in written:
+    result = analyze(args.output, plot_dir=args.out, x=args.x, y=args.y, split=tuple(args.split),
+                     aggregate=tuple(args.aggregate), formats=formats)
+    for path in result.written:
         print(path)
+    if result.best_rows:
+        rows = [format_row(row, result.tasks[row["task"]].spec) for row in result.best_rows]
+        print("\nbest configuration per task x optimizer (mean ± std and 95% bootstrap interval over seeds):")
+        print(table(list(rows[0]), [list(r.values()) for r in rows]))
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0

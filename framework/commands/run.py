@@ -35,6 +35,9 @@ def register(commands) -> None:
     add_request_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the runs as a table and run nothing")
     parser.add_argument("--force", action="store_true", help="rerun runs that already finished")
+    parser.add_argument("--sanity", action="store_true",
+                        help="first check, for each task x optimizer, that the loss falls when overfitting 2 batches "
+                             "for 40 steps; run the grid only if every check passes (with --dry-run: check, then list)")
     parser.set_defaults(handler=handler)
 
 
@@ -79,6 +82,11 @@ def handler(args: argparse.Namespace) -> int:
     registry = Registry(request.plugin_paths())
     runs = expand(request, registry)
     axes = describe_axes(runs)
+    if args.sanity:
+        from framework.sanity import check_grid
+
+        if not check_grid(runs, registry):
+            return 1
     if args.dry_run:
         rows = []
         for i, spec in enumerate(runs, 1):
@@ -117,6 +125,9 @@ def handler(args: argparse.Namespace) -> int:
     print(table(["task", "optimizer", "run_id", *axes, "state", "score / error"], rows))
     counts = {state: sum(o["state"] == state for o in outcomes) for state in ("done", "skipped", "diverged", "failed")}
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
+    locked = sum(o["state"] == "locked" for o in outcomes)
+    if locked:  # another `framework run` on this output is training them now: neither waited for nor counted as failed
+        print(f"{locked} locked: being trained by another process (see the table); run again after it ends to collect them")
     if counts["failed"]:
         print("failed runs keep their traceback in <run dir>/status.json; run the same command again to retry them",
               file=sys.stderr)

@@ -1,0 +1,66 @@
+# python -m pytest tests/test_local_executor.py
+"""The local executor: cells in worker processes, isolated from each other's crashes; device split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from framework.errors import FrameworkError
+from framework.executors.local import worker_environments
+from framework.results import load_runs, read_scores
+
+from .conftest import flaky_plugin, run_cli
+
+GRID = ["tasks=digits", "optimizers=adamw_baseline", "optimizer.learning_rate=1e-3,1e-2", "engine.seed=1,2",
+        "task.max_epochs=2"]
+
+
+def _scores(run_dir: str) -> dict:
+    scores = read_scores(Path(run_dir))
+    scores.pop("train")  # timings differ
+    return {f"{which}/{k}": v for which, values in scores.items() for k, v in values.items()}
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_scores_of_one_process(tmp_path):
+    run_cli("run", *GRID, "engine.workers=0", "-o", str(tmp_path / "inline"), cwd=tmp_path, check=True)
+    parallel = run_cli("run", *GRID, "engine.workers=2", "-o", str(tmp_path / "parallel"), cwd=tmp_path, check=True)
+    assert "(2 workers)" in parallel.stdout and "4 done, 0 failed, 0 running, 0 left" in parallel.stdout
+    inline = {r["run_id"]: _scores(r["run_dir"]) for r in load_runs(tmp_path / "inline")}
+    workers = {r["run_id"]: _scores(r["run_dir"]) for r in load_runs(tmp_path / "parallel")}
+    assert len(inline) == 4 and inline.keys() == workers.keys()
+    for run_id, scores in inline.items():
+        # same runs; a worker uses fewer CPU threads, which may change a sum's last bit
+        assert workers[run_id] == pytest.approx(scores, rel=1e-5), run_id
+
+
+@pytest.mark.slow
+def test_a_crashing_cell_is_recorded_and_the_others_go_on(tmp_path):
+    plugins = flaky_plugin(tmp_path / "plugins")
+    out = tmp_path / "results"
+    proc = run_cli("run", "tasks=flaky", "task.mode=segfault,raise,ok,nan", "engine.workers=2", "-o", str(out),
+                   cwd=tmp_path, env={"FRAMEWORK_PLUGIN_PATH": str(plugins)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    states = {r["task.mode"]: r for r in load_runs(out)}
+    assert states["segfault"]["state"] == "failed" and "SIGSEGV" in states["segfault"]["error"]
+    assert states["raise"]["state"] == "failed" and "boom from the flaky task" in states["raise"]["error"]
+    assert states["ok"]["state"] == "done" and states["nan"]["state"] == "diverged"
+
+
+def test_each_worker_gets_its_own_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,7,9")
+    assert worker_environments(4, 1) == [{"CUDA_VISIBLE_DEVICES": g} for g in ("3", "5", "7", "9")]
+    assert worker_environments(2, 2) == [{"CUDA_VISIBLE_DEVICES": "3,5"}, {"CUDA_VISIBLE_DEVICES": "7,9"}]
+    with pytest.raises(FrameworkError, match="needs 6 GPUs, 4 visible"):
+        worker_environments(3, 2)
+
+
+def test_without_gpus_the_cpu_threads_are_split(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    environments = worker_environments(2, 1)
+    assert len(environments) == 2
+    threads = int(environments[0]["OMP_NUM_THREADS"])
+    assert threads >= 1 and threads * 2 <= max(2, __import__("os").cpu_count())
+    assert all(env["CUDA_VISIBLE_DEVICES"] == "" for env in environments)
