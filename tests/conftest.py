@@ -64,4 +64,13 @@ def flaky_plugin(root: Path) -> Path:
         "                fh.write(f'{self.global_step}\\n')\n"
     )
     (task / "model.py").write_text(model)
+    with (task / "data.py").open("a") as data:  # prepare_data leaves a trace when $FLAKY_PREPARE_LOG is set
+        data.write(
+            "\n\ndef _logged_prepare(self):\n"
+            "    import os\n"
+            "    if os.environ.get('FLAKY_PREPARE_LOG'):\n"
+            "        with open(os.environ['FLAKY_PREPARE_LOG'], 'a') as fh:\n"
+            "            fh.write(f'{self.config.task.noise}\\n')\n"
+            "\n\nBlobsDataModule.prepare_data = _logged_prepare\n"
+        )
     return root

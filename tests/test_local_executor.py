@@ -64,3 +64,13 @@ def test_without_gpus_the_cpu_threads_are_split(monkeypatch):
     threads = int(environments[0]["OMP_NUM_THREADS"])
     assert threads >= 1 and threads * 2 <= max(2, __import__("os").cpu_count())
     assert all(env["CUDA_VISIBLE_DEVICES"] == "" for env in environments)
+
+
+def test_prepare_runs_each_task_configuration_once(tmp_path):
+    plugins = flaky_plugin(tmp_path / "plugins")
+    log = tmp_path / "prepared.txt"
+    proc = run_cli("prepare", "tasks=flaky", "optimizer.learning_rate=1e-3,1e-2", "task.noise=0.5,1.0", cwd=tmp_path,
+                   env={"FRAMEWORK_PLUGIN_PATH": str(plugins), "FLAKY_PREPARE_LOG": str(log)}, check=True)
+    assert sorted(log.read_text().split()) == ["0.5", "1.0"]  # not once per learning rate
+    assert proc.stdout.count("flaky: prepared") == 2
+    assert not (tmp_path / "results").exists()  # preparing trains and records nothing
