@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
@@ -53,8 +54,29 @@ def worker_environments(workers: int, devices_per_run: int) -> list[dict[str, st
     return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "CUDA_VISIBLE_DEVICES": ""} for _ in range(workers)]
 
 
+def _die_with_parent() -> None:
+    """A worker must not outlive the `framework` process (killed with SIGKILL, it cannot stop its workers):
+    an orphan would go on training a cell that the next command resumes too."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+        return
+    except (OSError, AttributeError):
+        pass
+    parent = os.getppid()
+
+    def watch() -> None:  # elsewhere: poll for the parent's death
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _serve(connection: Connection, environment: dict[str, str]) -> None:
     """A worker's main loop: receive (spec, plugin_paths, force), train it, send back the outcome."""
+    _die_with_parent()
     os.environ.update(environment)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops workers itself
     from framework.registry import Registry
