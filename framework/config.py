@@ -54,6 +54,10 @@ class Node(Mapping):
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("configurations are frozen; set values in YAML or on the command line")
 
+    def __reduce__(self):
+        # pickled into spawned processes (ddp_spawn): rebuilt from its data, never through __getattr__
+        return (Node, (self._data, self._path))
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
 
@@ -393,7 +397,7 @@ def _training_problems(engine: Mapping[str, Any], task: Mapping[str, Any]) -> li
         problems.append(f"engine.gradient_clip_val: must be 0 (off) or a positive number, got {engine.get('gradient_clip_val')!r}")
     if engine.get("gradient_clip_algorithm") not in ("norm", "value"):
         problems.append(f"engine.gradient_clip_algorithm: must be norm or value, got {engine.get('gradient_clip_algorithm')!r}")
-    for key in ("early_stopping_patience", "skip_bad_batches"):
+    for key in ("early_stopping_patience", "skip_bad_samples"):
         value = engine.get(key)
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
             problems.append(f"engine.{key}: must be 0 (off) or a positive integer, got {value!r}")
@@ -444,6 +448,9 @@ def check_semantics(config: Mapping[str, Any]) -> list[str]:
             schedule_from_config(config["optimizer"], total_steps=1)
         except ValueError as exc:
             problems += [p.strip() for p in str(exc).split("; ")]
+    target = evaluation.get("target")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float)) or target != target):  # NaN: never reached
+        bad("evaluation.target", f"must be a number (a value of {task.get('target_metric')}) or null, got {target!r}")
     limits = evaluation["plot"].get("limits")
     if limits is not None and (not isinstance(limits, (list, tuple)) or len(limits) != 2 or not all(isinstance(v, (int, float)) for v in limits)):
         bad("evaluation.plot.limits", f"must be [low, high] or null, got {limits!r}")

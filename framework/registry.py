@@ -75,16 +75,9 @@ class Plugin:
             for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
                 del sys.modules[module]
         if package not in sys.modules:
-            for parent in ("framework_plugins", f"framework_plugins.{self.kind}s"):
-                if parent not in sys.modules:
-                    module = types.ModuleType(parent)
-                    module.__path__ = []
-                    sys.modules[parent] = module
-            module = types.ModuleType(package)
-            module.__path__ = [str(self.path)]
-            module.__file__ = str(self.path / "__init__.py")
-            module.__package__ = package
-            sys.modules[package] = module
+            import framework_plugins
+
+            framework_plugins.register(package, str(self.path))
         try:
             return importlib.import_module(f"{package}.{ENTRY[self.kind]}")
         except Exception as exc:  # the plugin's own code failed: name it, keep the cause

@@ -74,3 +74,13 @@ def test_prepare_runs_each_task_configuration_once(tmp_path):
     assert sorted(log.read_text().split()) == ["0.5", "1.0"]  # not once per learning rate
     assert proc.stdout.count("flaky: prepared") == 2
     assert not (tmp_path / "results").exists()  # preparing trains and records nothing
+
+
+@pytest.mark.slow
+def test_two_devices_train_with_ddp_spawn_in_a_worker(tmp_path):
+    out = tmp_path / "results"
+    proc = run_cli("run", "tasks=digits", "task.max_epochs=2", "engine.devices=2", "engine.accelerator=cpu",
+                   "-o", str(out), cwd=tmp_path)
+    (run,) = load_runs(out)
+    assert run["state"] == "done", proc.stdout + proc.stderr
+    assert 0.3 < run["best/test_acc"] <= 1.0  # two gloo processes trained it, starting from chance (0.1)

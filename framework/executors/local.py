@@ -100,7 +100,9 @@ def _serve(connection: Connection, environment: dict[str, str]) -> None:
 class _Worker:
     def __init__(self, context, environment: dict[str, str]):
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, environment), daemon=True)
+        # not a daemon: a run may start processes of its own (DataLoader workers, DDP); the worker dies
+        # with this process anyway (_die_with_parent) and is stopped by run_all
+        self.process = context.Process(target=_serve, args=(child, environment), daemon=False)
         self.process.start()
         child.close()
         self.environment, self.spec, self.started, self.ready = environment, None, 0.0, False
