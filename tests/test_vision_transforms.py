@@ -244,3 +244,22 @@ def test_targets_leave_out_crowd_and_void():
     boxes, box_labels = box_targets(sample)
     assert box_labels.tolist() == [4, 7] and boxes.tolist() == [[1, 0, 3, 1], [0, 1, 3, 3]]
     assert to_cxcywh(boxes, 3, 3)[0].tolist() == pytest.approx([2 / 3, 1 / 6, 2 / 3, 1 / 3])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs a GPU")
+def test_batches_can_be_pinned_for_a_gpu():
+    sample = scene(torch.Generator().manual_seed(2))["panoptic"]
+    batch = Collate()([sample, sample]).pin_memory()
+    assert batch.images.is_pinned() and batch.targets[0].panoptic.is_pinned()
+
+
+def test_mask_targets_of_many_segments_match_one_comparison_per_segment():
+    """Past a few objects the masks come from one scatter instead of a comparison per object."""
+    generator = torch.Generator().manual_seed(0)
+    panoptic = torch.randint(0, 31, (40, 50), generator=generator, dtype=torch.int32)
+    panoptic[panoptic == 7] = 0  # object 6 has no pixel left
+    sample = Sample(image=None, labels=torch.arange(30) % 5, iscrowd=torch.arange(30) % 4 == 0, panoptic=panoptic)
+    masks, labels = mask_targets(sample)
+    kept = [k for k in range(30) if k % 4 and k != 6]
+    assert torch.equal(masks, torch.stack([panoptic == k + 1 for k in kept]))
+    assert labels.tolist() == [k % 5 for k in kept]

@@ -1,0 +1,14 @@
+"""Building blocks of the vision tasks: datasets, transforms, metrics and the bundled synthetic data.
+
+    sample.py       Sample (one image and all its targets), Batch and Collate, IGNORE_LABEL
+    categories.py   Categories: dataset category ids <-> contiguous labels, things and stuff
+    images.py       decoding images and panoptic PNGs, with errors that name the file
+    coco.py         COCO 2017 instances and panoptic readers; prepare_coco checks the folder
+    folders.py      ADE20K (semantic) and ImageNet-style class-per-folder readers
+    synthetic.py    a deterministic generator of COCO-format scenes, cached on first use
+    transforms.py   torch-only transforms that move the image and every target together
+    targets.py      Sample -> what a model's loss needs (binary masks, semantic maps, boxes)
+    metrics/        accumulators: COCO box / mask AP, panoptic quality, semantic IoU
+
+Nothing is imported here, so that importing one module does not import them all.
+"""

@@ -1,0 +1,285 @@
+"""Transforms in torch that move an image and all of its targets together (torchvision is not used).
+
+Functions (`resize`, `crop`, `hflip`, `pad`, `normalize`) are deterministic; the classes wrap them and
+draw their randomness from an optional `torch.Generator` (the global one when None, which the
+DataLoader seeds per worker and the engine per epoch).
+
+Geometry: pixel centres sit at half-integers. Resizing maps output pixel x to input x' = (x + 0.5) *
+in/out; images are resampled bilinearly around x' (antialiased when shrinking), maps and masks take
+the input pixel that contains x' (nearest), and box edges scale by out/in. So a box, a mask and the
+image stay on the same pixels through any chain of transforms. Objects (with masks or boxes) that
+leave the image are dropped; panoptic maps keep their object list (an object cropped away just has no
+pixel left). Where a sample has instance masks, its boxes are the masks' tight boxes, recomputed by
+every transform: over several resizes a nearest-sampled mask and a scaled box would drift apart by up
+to a pixel per step, and the mask is what the image shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from framework.vision.sample import IGNORE_LABEL, Sample, masks_to_boxes
+
+# ImageNet statistics in [0, 1] units: what the pretrained backbones of the vision tasks were trained with.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _nearest_index(out_size: int, in_size: int, start: int = 0, count: int | None = None) -> Tensor:
+    """Input pixel of each output pixel start..start+count of a resize from in_size to out_size."""
+    count = out_size - start if count is None else count
+    centres = torch.arange(start, start + count, dtype=torch.float64) + 0.5
+    return (centres * (in_size / out_size)).floor().clamp_(0, in_size - 1).to(torch.int64)
+
+
+def _resize_image(image: Tensor, height: int, width: int) -> Tensor:
+    if image.shape[-2:] == (height, width):
+        return image
+    # uint8 stays uint8 (torch resamples bytes directly on the CPU, about 4x faster than float).
+    # Antialiasing only changes shrinking; enlarging gives the same bytes without it, about 10% sooner.
+    shrink = height < image.shape[-2] or width < image.shape[-1]
+    return F.interpolate(image[None], size=(height, width), mode="bilinear", antialias=shrink, align_corners=False)[0]
+
+
+def resize_crop(sample: Sample, height: int, width: int, top: int = 0, left: int = 0,
+                crop_height: int | None = None, crop_width: int | None = None) -> Sample:
+    """Resize to (height, width), then keep the window (top, left, crop_height, crop_width).
+
+    Maps and masks are resampled only inside the window: with large-scale jitter the resized image can
+    be four times the crop, and gathering just the window's pixels is exact for nearest sampling.
+    """
+    in_height, in_width = sample.size
+    crop_height = height - top if crop_height is None else crop_height
+    crop_width = width - left if crop_width is None else crop_width
+    rows = _nearest_index(height, in_height, top, crop_height)
+    cols = _nearest_index(width, in_width, left, crop_width)
+    gather = lambda m: m.index_select(-2, rows).index_select(-1, cols)  # noqa: E731
+    changes = {}
+    if sample.image is not None:
+        image = _resize_image(sample.image, height, width)
+        changes["image"] = image[:, top : top + crop_height, left : left + crop_width]
+    for name in ("panoptic", "semantic", "valid", "masks"):
+        value = getattr(sample, name)
+        if value is not None:
+            changes[name] = gather(value)
+    out = sample.replace(**changes)
+    if sample.boxes is not None and sample.masks is None:
+        scale = torch.tensor([width / in_width, height / in_height] * 2, dtype=torch.float32)
+        boxes = sample.boxes * scale - torch.tensor([left, top, left, top], dtype=torch.float32)
+        out = out.replace(boxes=boxes)
+    return _prune(out, crop_height, crop_width)
+
+
+def _prune(sample: Sample, height: int, width: int) -> Sample:
+    """Drop objects that have left the image (no mask pixel, or an empty box) and fit the boxes: the
+    masks' tight boxes where there are masks, else the boxes clipped to the image."""
+    if sample.masks is not None:
+        keep = sample.masks.flatten(1).any(1)
+        return sample.replace(boxes=masks_to_boxes(sample.masks)).select(keep)
+    if sample.boxes is not None:
+        limits = torch.tensor([width, height, width, height], dtype=torch.float32)
+        boxes = torch.minimum(sample.boxes.clamp(min=0.0), limits)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        return sample.replace(boxes=boxes).select(keep)
+    return sample
+
+
+def resize(sample: Sample, height: int, width: int) -> Sample:
+    return resize_crop(sample, height, width)
+
+
+def crop(sample: Sample, top: int, left: int, height: int, width: int) -> Sample:
+    """The window (top, left, height, width); it must lie inside the image."""
+    in_height, in_width = sample.size
+    if top < 0 or left < 0 or top + height > in_height or left + width > in_width:
+        raise ValueError(f"crop window {(top, left, height, width)} is outside the {in_height}x{in_width} image")
+    return resize_crop(sample, in_height, in_width, top, left, height, width)
+
+
+def hflip(sample: Sample) -> Sample:
+    changes = {}
+    for name in ("image", "panoptic", "semantic", "valid", "masks"):
+        value = getattr(sample, name)
+        if value is not None:
+            changes[name] = value.flip(-1)
+    if sample.boxes is not None:
+        width = sample.size[1]
+        x0, y0, x1, y1 = sample.boxes.unbind(1)
+        changes["boxes"] = torch.stack([width - x1, y0, width - x0, y1], dim=1)
+    return sample.replace(**changes)
+
+
+def pad(sample: Sample, height: int, width: int) -> Sample:
+    """Pad at the bottom and right to (height, width): image 0, masks False, panoptic void, semantic
+    IGNORE_LABEL; `valid` marks the original pixels. Padding after `normalize` makes the padding the
+    dataset's mean colour."""
+    in_height, in_width = sample.size
+    if (height, width) == (in_height, in_width) and sample.valid is not None:
+        return sample
+    sample = _pad_targets(sample, in_height, in_width, height, width)
+    if sample.image is not None:
+        sample.image = F.pad(sample.image, (0, width - in_width, 0, height - in_height), value=0)
+    return sample
+
+
+def _pad_targets(sample: Sample, in_height: int, in_width: int, height: int, width: int) -> Sample:
+    """`pad` of everything but the image (a new Sample; the image is left as it is)."""
+    if height < in_height or width < in_width:
+        raise ValueError(f"cannot pad a {in_height}x{in_width} sample to the smaller {height}x{width}")
+    extra = (0, width - in_width, 0, height - in_height)
+    valid = sample.valid if sample.valid is not None else torch.ones(in_height, in_width, dtype=torch.bool)
+    changes = {"valid": F.pad(valid, extra, value=False)}
+    if sample.masks is not None:
+        changes["masks"] = F.pad(sample.masks, extra, value=False)
+    if sample.panoptic is not None:
+        changes["panoptic"] = F.pad(sample.panoptic, extra, value=0)
+    if sample.semantic is not None:
+        changes["semantic"] = F.pad(sample.semantic, extra, value=IGNORE_LABEL)
+    return sample.replace(**changes)
+
+
+def normalize(sample: Sample, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+              pad_to: tuple[int, int] | None = None) -> Sample:
+    """uint8 [0, 255] image -> float32 (x / 255 - mean) / std, per channel. With `pad_to`, then `pad` to
+    that size in the same pass: the image is written straight into a zero canvas."""
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+    # one multiply-add straight from the bytes (promoted to float32) instead of convert, divide,
+    # subtract, divide
+    shift, scale = -mean_t / std_t, 1.0 / (255.0 * std_t)
+    if pad_to is None:
+        return sample.replace(image=torch.addcmul(shift, sample.image, scale))
+    channels, height, width = sample.image.shape
+    padded = _pad_targets(sample, height, width, *pad_to)
+    canvas = torch.zeros(channels, *pad_to, dtype=torch.float32)
+    torch.addcmul(shift, sample.image, scale, out=canvas[:, :height, :width])
+    padded.image = canvas
+    return padded
+
+
+def shortest_edge_size(height: int, width: int, short: int, max_size: int) -> tuple[int, int]:
+    """The size with the shorter side `short`, shrunk further if the longer side would pass `max_size`."""
+    scale = short / min(height, width)
+    if max(height, width) * scale > max_size:
+        scale = max_size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
+
+
+class Transform:
+    """A step of a pipeline: `transform(sample, generator=None) -> sample`."""
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Compose(Transform):
+    steps: tuple[Callable, ...]
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        for step in self.steps:
+            sample = step(sample, generator)
+        return sample
+
+
+@dataclass(frozen=True)
+class RandomHorizontalFlip(Transform):
+    p: float = 0.5
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        return hflip(sample) if float(torch.rand((), generator=generator)) < self.p else sample
+
+
+@dataclass(frozen=True)
+class LargeScaleJitter(Transform):
+    """Large-scale jitter (Ghiasi et al. 2021, as in detectron2's ResizeScale + FixedSizeCrop): fit the
+    image into a square of side `size * s`, s ~ U(min_scale, max_scale), keeping its aspect ratio, then
+    crop a random `size` x `size` window where it is larger. Smaller results are not padded here: pad
+    after `Normalize` (the `train_transforms` preset does) so that padding is the mean colour."""
+
+    size: int = 1024
+    min_scale: float = 0.1
+    max_scale: float = 2.0
+
+    def params(self, height: int, width: int, generator: torch.Generator | None = None) -> tuple[int, ...]:
+        """The random choice for an image of this size: (resized height, resized width, top, left,
+        crop height, crop width)."""
+        side = self.size * _uniform(self.min_scale, self.max_scale, generator)
+        scale = min(side / height, side / width)
+        new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
+        crop_height, crop_width = min(new_height, self.size), min(new_width, self.size)
+        top = round((new_height - crop_height) * float(torch.rand((), generator=generator)))
+        left = round((new_width - crop_width) * float(torch.rand((), generator=generator)))
+        return new_height, new_width, top, left, crop_height, crop_width
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        return resize_crop(sample, *self.params(*sample.size, generator))
+
+
+@dataclass(frozen=True)
+class ResizeShortestEdge(Transform):
+    """Inference resize: shorter side `short` (800 for COCO), longer side at most `max_size` (1333).
+    Several `short` values pick one at random (multi-scale training)."""
+
+    short: int | tuple[int, ...] = 800
+    max_size: int = 1333
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        short = self.short
+        if isinstance(short, tuple):
+            short = short[int(torch.randint(len(short), (), generator=generator))]
+        return resize(sample, *shortest_edge_size(*sample.size, short, self.max_size))
+
+
+@dataclass(frozen=True)
+class Resize(Transform):
+    height: int
+    width: int
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        return resize(sample, self.height, self.width)
+
+
+@dataclass(frozen=True)
+class Pad(Transform):
+    height: int
+    width: int
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        return pad(sample, self.height, self.width)
+
+
+@dataclass(frozen=True)
+class Normalize(Transform):
+    """Normalise; with `pad_to`, pad to that size in the same pass (see `normalize`)."""
+
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    pad_to: tuple[int, int] | None = None
+
+    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
+        return normalize(sample, self.mean, self.std, self.pad_to)
+
+
+def train_transforms(size: int = 1024, min_scale: float = 0.1, max_scale: float = 2.0, flip: bool = True,
+                     mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> Compose:
+    """The COCO panoptic training recipe: flip, large-scale jitter 0.1-2.0, a `size` square crop, padded."""
+    steps = [RandomHorizontalFlip()] if flip else []
+    steps += [LargeScaleJitter(size, min_scale, max_scale), Normalize(mean, std, pad_to=(size, size))]
+    return Compose(tuple(steps))
+
+
+def eval_transforms(short: int = 800, max_size: int = 1333,
+                    mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> Compose:
+    """The COCO inference recipe: shorter side 800, longer side at most 1333. Batch with Collate, which
+    pads each batch to its largest image."""
+    return Compose((ResizeShortestEdge(short, max_size), Normalize(mean, std)))
