@@ -131,9 +131,9 @@ def bare_lightning(epochs: int, device: str, threads: int) -> float:
     import lightning.pytorch as pl
 
     from framework.callbacks import TrainTimer
-    from framework.run import OptimizerFactory, _quiet_lightning
+    from framework.run import OptimizerFactory, quiet_lightning
 
-    _quiet_lightning()
+    quiet_lightning()
     config, task_module, optimizer_module = _setup(epochs, threads)
     pl.seed_everything(config.engine.seed, verbose=False)
     model, datamodule = task_module.get_task(OptimizerFactory(optimizer_module.configure_optimizers, config), config)

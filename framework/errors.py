@@ -29,3 +29,15 @@ class PluginError(FrameworkError):
 
 class DivergedError(Exception):
     """Raised inside a run when the training loss stops being finite."""
+
+
+class DataError(FrameworkError):
+    """Data that cannot be used: an empty split, a missing or corrupt file, a truncated annotation file.
+    The message names the split, the sample and the file where they are known."""
+
+    def __init__(self, message: str):
+        if message.startswith("Caught DataError") and "Traceback" in message:
+            # Re-raised by torch from a DataLoader worker with the whole worker traceback as the message:
+            # keep the original one-line message (its last line) so run errors stay one readable line.
+            message = message.rstrip().splitlines()[-1].split("DataError: ", 1)[-1] + " (in a data-loader worker)"
+        super().__init__(message)

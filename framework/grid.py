@@ -31,9 +31,9 @@ from framework.registry import Plugin, Registry
 NON_IDENTITY = (
     "engine.output_dir", "engine.plugin_paths", "engine.executor", "engine.workers", "engine.sbatch_args",
     "engine.slurm", "engine.progress", "engine.data_workers", "evaluation",
-    # skipping bad batches changes nothing on good data; a run that failed on a corrupt file resumes as the
+    # skipping bad samples changes nothing on good data; a run that failed on a corrupt file resumes as the
     # same run when it is allowed
-    "engine.skip_bad_batches",
+    "engine.skip_bad_samples",
 )
 
 

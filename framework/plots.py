@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import FrameworkError
+from framework.figures import file_stem, save
 from framework.grid import NON_IDENTITY
 from framework.results import STATES, load_runs
+from framework.selection import hashable, label, scoring, sort_key
 
 SEED = "engine.seed"
 # Columns that describe or identify a run; keys under grid.NON_IDENTITY prefixes do not change results.
@@ -50,19 +51,21 @@ def plot_heatmaps(
     split: Sequence[str] = (),
     aggregate: Sequence[str] = (),
     formats: Sequence[str] = ("png", "pdf"),
+    runs: list[dict[str, Any]] | None = None,
 ) -> list[Path]:
     """Write `<task>_heatmap.<format>` (one per `split` value combination, suffixed `__key=value`) and
     `<task>_heatmap.csv` into `plot_dir` (default `<output_dir>/plots`); return the written paths.
 
     A cell is the mean ± sample std over seeds of the runs that are `done`; runs that failed, diverged
     or still run are counted (`n_done/n_runs`). `aggregate` keys are reduced to their best value per
-    cell (by seed mean). Raises FrameworkError for an empty folder, an unknown column or a config key
-    that varies within a task without being split or aggregated.
+    cell (by seed mean). `runs` are the folder's `load_runs` records when the caller read them already.
+    Raises FrameworkError for an empty folder, an unknown column or a config key that varies within a
+    task without being split or aggregated; nothing is written then.
     """
     import pandas as pd
 
     output_dir = Path(output_dir)
-    runs = load_runs(output_dir)
+    runs = load_runs(output_dir) if runs is None else runs
     if not runs:
         raise FrameworkError(f"no runs found in '{output_dir}' (expected <task>/<optimizer>/<run_id>/config.yaml)")
     columns = set().union(*runs)
@@ -78,9 +81,9 @@ def plot_heatmaps(
     for task, settings, figures, aggregated in plans:
         rows = []
         for split_values, cells in figures:
-            stem = f"{task}_heatmap" + "".join(f"__{k}={_label(v)}" for k, v in split_values.items())
+            stem = f"{task}_heatmap" + "".join(f"__{k}={label(v)}" for k, v in split_values.items())
             title = _title(task, settings, split_values, aggregated)
-            written += _draw(cells, settings, title, plot_dir / re.sub(r"[^\w.=+-]", "_", stem), formats)
+            written += _draw(cells, settings, title, file_stem(plot_dir, stem), formats)
             rows += [_csv_row(task, settings, split_values, aggregated, cell) for cell in cells]
         written.append(plot_dir / f"{task}_heatmap.csv")
         pd.DataFrame(rows).to_csv(written[-1], index=False)
@@ -97,7 +100,7 @@ def _plan(task, runs, x, y, split, aggregate):
     aggregate = tuple(k for k in aggregate if k in columns)
     varying = _varying(runs, {settings.x, settings.y, SEED, *split, *aggregate})
     if varying:
-        shown = "; ".join(f"{k} ({', '.join(_label(v) for v in values[:4])})" for k, values in varying.items())
+        shown = "; ".join(f"{k} ({', '.join(label(v) for v in values[:4])})" for k, values in varying.items())
         key = next(iter(varying))
         raise FrameworkError(
             f"task '{task}': config keys vary besides {settings.x} and {settings.y}: {shown}; say how to show "
@@ -105,36 +108,23 @@ def _plan(task, runs, x, y, split, aggregate):
         )
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        groups[tuple(_value(run.get(k)) for k in split)].append(run)
+        groups[tuple(hashable(run.get(k)) for k in split)].append(run)
     figures = [
         (dict(zip(split, key)), _cells(groups[key], settings, aggregate))
-        for key in sorted(groups, key=lambda k: [_sort_key(v) for v in k])
+        for key in sorted(groups, key=lambda k: [sort_key(v) for v in k])
     ]
     return task, settings, figures, aggregate
 
 
 def _settings(task: str, runs: list[dict[str, Any]], x: str | None, y: str | None) -> _Settings:
-    first = runs[0]
-    metric = first.get("evaluation.plot.metric")
-    if not metric:
-        raise FrameworkError(f"task '{task}' sets no evaluation.plot.metric (set it in its default.yaml)")
-    mode = first.get("evaluation.plot.test_metric_mode") or "max"
-    if mode not in ("max", "min"):
-        raise FrameworkError(f"task '{task}': evaluation.plot.test_metric_mode is '{mode}' (known: max, min)")
-    spec = str(first.get("evaluation.plot.format") or ".3f")
-    if not (spec[-1].isalpha() or spec[-1] == "%"):
-        spec += "f"  # "2.1" means fixed-point
-    try:
-        format(1.0, spec)
-    except ValueError:
-        raise FrameworkError(f"task '{task}': evaluation.plot.format '{spec}' is no format spec like .3f") from None
+    score, first = scoring(task, runs), runs[0]
     limits = first.get("evaluation.plot.limits")
     if limits is not None and len(limits) != 2:
         raise FrameworkError(f"task '{task}': evaluation.plot.limits must be [low, high] or null, got {limits}")
     return _Settings(
-        column=f"{first.get('evaluation.checkpoint') or 'best'}/{metric}",
-        mode=mode,
-        spec=spec,
+        column=score.column,
+        mode=score.mode,
+        spec=score.spec,
         limits=None if limits is None else (float(limits[0]), float(limits[1])),
         x=x or first.get("evaluation.plot.x") or "optimizer.learning_rate",
         y=y or first.get("evaluation.plot.y") or "optimizer.weight_decay",
@@ -157,9 +147,9 @@ def _varying(runs: list[dict[str, Any]], handled: set[str]) -> dict[str, list[An
     for key in keys:
         per_optimizer: dict[str, set] = defaultdict(set)
         for run in runs:
-            per_optimizer[run["optimizer"]].add(_value(run.get(key)))
+            per_optimizer[run["optimizer"]].add(hashable(run.get(key)))
         if any(len(values) > 1 for values in per_optimizer.values()):
-            varying[key] = sorted(set().union(*per_optimizer.values()), key=_sort_key)
+            varying[key] = sorted(set().union(*per_optimizer.values()), key=sort_key)
     return varying
 
 
@@ -167,8 +157,8 @@ def _cells(runs: list[dict[str, Any]], settings: _Settings, aggregate: tuple[str
     """One cell per (optimizer, x, y): seed statistics; `aggregate` keys reduced to their best value."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        key = (run["optimizer"], _value(run.get(settings.x)), _value(run.get(settings.y)))
-        groups[key + tuple(_value(run.get(k)) for k in aggregate)].append(run)
+        key = (run["optimizer"], hashable(run.get(settings.x)), hashable(run.get(settings.y)))
+        groups[key + tuple(hashable(run.get(k)) for k in aggregate)].append(run)
     best: dict[tuple, dict[str, Any]] = {}
     for key, members in groups.items():
         cell = _summarize(members, settings.column)
@@ -181,7 +171,7 @@ def _cells(runs: list[dict[str, Any]], settings: _Settings, aggregate: tuple[str
         elif old["mean"] is None and cell["mean"] is None:  # nothing finished anywhere: count every run
             old.update(n_runs=old["n_runs"] + cell["n_runs"], states=old["states"] + cell["states"])
             old["chosen"] = dict.fromkeys(aggregate)
-    return sorted(best.values(), key=lambda c: (c["optimizer"], _sort_key(c["x"]), _sort_key(c["y"])))
+    return sorted(best.values(), key=lambda c: (c["optimizer"], sort_key(c["x"]), sort_key(c["y"])))
 
 
 def _summarize(runs: list[dict[str, Any]], column: str) -> dict[str, Any]:
@@ -209,8 +199,8 @@ def _draw(cells, settings: _Settings, title: str, stem: Path, formats: Sequence[
     from matplotlib.figure import Figure
 
     optimizers = sorted({c["optimizer"] for c in cells})
-    xs = sorted({c["x"] for c in cells}, key=_sort_key)
-    ys = sorted({c["y"] for c in cells}, key=_sort_key)
+    xs = sorted({c["x"] for c in cells}, key=sort_key)
+    ys = sorted({c["y"] for c in cells}, key=sort_key)
     means = [c["mean"] for c in cells if c["mean"] is not None]
     low, high = settings.limits or ((min(means), max(means)) if means else (0.0, 1.0))
     norm = Normalize(low, high)
@@ -229,19 +219,13 @@ def _draw(cells, settings: _Settings, title: str, stem: Path, formats: Sequence[
                 _annotate(ax, c, xs.index(c["x"]), ys.index(c["y"]), settings.spec, cmap(norm(c["mean"] or 0.0)))
             _mark_best(ax, own, xs, ys, settings.mode)
             ax.set_title(optimizer)
-            ax.set_xticks(range(len(xs)), [_label(v) for v in xs], rotation=45 if len(xs) > 5 else 0)
+            ax.set_xticks(range(len(xs)), [label(v) for v in xs], rotation=45 if len(xs) > 5 else 0)
             ax.set_xlabel(settings.x)
-        axes[0].set_yticks(range(len(ys)), [_label(v) for v in ys])
+        axes[0].set_yticks(range(len(ys)), [label(v) for v in ys])
         axes[0].set_ylabel(settings.y)
         fig.colorbar(image, ax=list(axes), label=settings.column)
         fig.suptitle(title, fontsize=10)
-        paths = []
-        for fmt in formats:
-            if fmt not in fig.canvas.get_supported_filetypes():
-                raise FrameworkError(f"unknown plot format '{fmt}' (known: png, pdf, svg, ...)")
-            paths.append(stem.with_name(f"{stem.name}.{fmt}"))
-            fig.savefig(paths[-1], dpi=150)
-    return paths
+        return save(fig, stem, formats)
 
 
 def _annotate(ax, cell: dict[str, Any], col: int, row: int, spec: str, rgba) -> None:
@@ -281,7 +265,7 @@ def _title(task: str, settings: _Settings, split_values: dict, aggregated: tuple
     better = "higher" if settings.mode == "max" else "lower"
     lines = [f"{task}: {settings.column} ({better} is better), mean ± std over seeds; box = best per optimizer"]
     if split_values:
-        lines.append(", ".join(f"{k}={_label(v)}" for k, v in split_values.items()))
+        lines.append(", ".join(f"{k}={label(v)}" for k, v in split_values.items()))
     if aggregated:
         lines.append(f"each cell: best over {', '.join(aggregated)}")
     return "\n".join(lines)
@@ -297,32 +281,3 @@ def _csv_row(task, settings: _Settings, split_values: dict, aggregated, cell: di
         "metric": settings.column, "mean": cell["mean"], "std": cell["std"],
         "n_done": cell["n_done"], "n_runs": cell["n_runs"], "states": states,
     }
-
-
-def _value(value: Any) -> Any:
-    """A hashable, comparable form of a config value: NaN (a key missing from a run) becomes None."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, (list, tuple)):
-        return tuple(_value(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _value(v)) for k, v in value.items()))
-    return value
-
-
-def _sort_key(value: Any) -> tuple:
-    """Numbers in numeric order, then everything else by text, None last."""
-    if value is None:
-        return (2, "")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, value)
-    return (1, str(value))
-
-
-def _label(value: Any) -> str:
-    """Compact tick and file-name text: 0.001, 1e-05, 3e+04, none."""
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

@@ -201,17 +201,20 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def load_runs_parallel(output_dir: str | Path, workers: int | None = None) -> list[dict[str, Any]]:
-    """`load_runs` with the runs read by `workers` processes (default: the CPUs this process may use).
+    """`load_runs`, with the runs read by worker processes (`read_runs`)."""
+    return read_runs(list(iter_run_dirs(output_dir)), workers)
 
-    Parsing config.yaml costs about 0.5 ms a run, so 10,000 runs take several seconds in one process;
-    each run is independent. Below 1,000 runs, or with one worker, the runs are read here: starting
-    processes would cost more than it saves."""
+
+def read_runs(run_dirs: list[Path], workers: int | None = None) -> list[dict[str, Any]]:
+    """`read_run` of each directory, in order, by `workers` processes (default: one per CPU this process
+    may use, at most one per 500 runs, so below 1,000 runs they are read here: starting processes would
+    cost more than it saves). Parsing config.yaml costs about 0.5 ms a run; each run is independent."""
     from concurrent.futures import ProcessPoolExecutor
 
-    run_dirs = list(iter_run_dirs(output_dir))
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(run_dirs) // 500))
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = min(cpus, len(run_dirs) // 500)
+    workers = max(1, min(workers, len(run_dirs)))
     if workers == 1:
         return [read_run(run_dir) for run_dir in run_dirs]
     size = -(-len(run_dirs) // workers)

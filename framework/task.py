@@ -8,19 +8,31 @@ A task folder provides, in task.py:
 `optimizer` is a factory injected by the engine; a task never imports a concrete optimizer. `config` is
 the run's frozen configuration (`config.task.batch_size`, `config.engine.seed`, ...).
 
-Batch size rule (written once, here): `task.batch_size` is the global batch size of one optimizer step.
-Each of the `engine.devices` devices loads `batch_size / devices` samples, so a result does not depend
-on how many devices trained it.
+Batch size rule (framework/batching.py): `task.batch_size` is the global batch size of one optimizer
+step. Each of the `engine.devices` devices loads `batch_size / (devices * engine.accumulate_grad_batches)`
+samples per micro-batch, so a result does not depend on how many devices trained it or on accumulation.
+
+Optional parts of the contract:
+- `TaskDataModule.class_names`: label names, saved in every checkpoint and compared by `framework evaluate`.
+- `TaskDataModule.collate_fn`: how a loader batches samples (default: torch's default_collate).
+- `dataset.sample_source(index) -> str` on a dataset: where a sample comes from (e.g. its file), named in
+  loading errors.
+- `TaskDataModule.check_data(split, dataset)`: extra checks of a split before its first loader.
+- `TaskModel.activations(batch) -> dict[str, Tensor]`: internal tensors of a batch, for debugging.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, TensorDataset
 
+from framework.batching import micro_batch_size
+from framework.data_checks import NamedSamples, SkippedSamples, check_dataset, collate_skipping
 from framework.errors import FrameworkError
 from framework.groups import GroupedModel
 
@@ -36,6 +48,25 @@ def epoch_permutation(length: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(length, generator=generator)
 
 
+class ResumePoint:
+    """Where a run stopped inside an epoch (a checkpoint saved mid-epoch on preemption or timeout):
+    the shuffled samplers skip the batches of that epoch that were already trained on, once."""
+
+    def __init__(self) -> None:
+        self.epoch: int | None = None
+        self.batches = 0
+
+    def set(self, epoch: int, batches: int) -> None:
+        self.epoch, self.batches = epoch, batches
+
+    def take(self, epoch: int) -> int:
+        """Batches to skip at the start of `epoch` (consumed: the next pass over it is whole)."""
+        if epoch != self.epoch:
+            return 0
+        skip, self.epoch, self.batches = self.batches, None, 0
+        return skip
+
+
 class EpochShuffleSampler(Sampler[int]):
     """A random order that depends only on (seed, epoch).
 
@@ -45,14 +76,17 @@ class EpochShuffleSampler(Sampler[int]):
     steps), before it sets the epoch a resumed run starts at.
     """
 
-    def __init__(self, length: int, seed: int):
+    def __init__(self, length: int, seed: int, resume: ResumePoint | None = None, batch_size: int = 1):
         self.length, self.seed, self.epoch = length, seed, 0
+        self.resume, self.batch_size = resume, batch_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        yield from epoch_permutation(self.length, self.seed, self.epoch).tolist()
+        order = epoch_permutation(self.length, self.seed, self.epoch)
+        skip = self.resume.take(self.epoch) if self.resume else 0
+        yield from order[skip * self.batch_size:].tolist()
 
     def __len__(self) -> int:
         return self.length
@@ -68,8 +102,9 @@ class TensorBatchSampler(Sampler[torch.Tensor]):
     dataset's order. The last batch may be smaller, as with a DataLoader's default `drop_last=False`.
     """
 
-    def __init__(self, length: int, batch_size: int, seed: int | None = None):
+    def __init__(self, length: int, batch_size: int, seed: int | None = None, resume: ResumePoint | None = None):
         self.length, self.batch_size, self.seed, self.epoch = length, batch_size, seed, 0
+        self.resume = resume
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -79,25 +114,33 @@ class TensorBatchSampler(Sampler[torch.Tensor]):
             order = torch.arange(self.length)
         else:
             order = epoch_permutation(self.length, self.seed, self.epoch)
-        yield from order.split(self.batch_size)
+        skip = self.resume.take(self.epoch) if self.resume else 0
+        yield from order.split(self.batch_size)[skip:]
 
     def __len__(self) -> int:
         return -(-self.length // self.batch_size)
 
 
 def per_device_batch_size(config: Any) -> int:
-    """The global `task.batch_size` split over `engine.devices`; it must divide evenly."""
-    batch_size, devices = config.task.batch_size, config.engine.devices
-    if batch_size % devices:
-        raise FrameworkError(
-            f"task.batch_size={batch_size} is the global batch size and must be divisible by "
-            f"engine.devices={devices}; choose a multiple of {devices}"
-        )
-    return batch_size // devices
+    """Samples per loader batch on each device: the global `task.batch_size` of one optimizer step split
+    over `engine.devices` and `engine.accumulate_grad_batches` (framework/batching.py); it must divide evenly."""
+    try:
+        return micro_batch_size(config.task.batch_size, config.engine.devices, config.engine.accumulate_grad_batches)
+    except ValueError as exc:
+        raise FrameworkError(str(exc)) from None
 
 
 class TaskDataModule(LightningDataModule):
-    """Base data module: set `data_train`, `data_val`, `data_test` in `setup`; the loaders follow."""
+    """Base data module: set `data_train`, `data_val`, `data_test` in `setup`; the loaders follow.
+
+    Each split is checked before its first loader (`check_data`): an empty split, an empty validation set
+    included, is a DataError, and so is a first sample that fails to load (framework/data_checks.py).
+    """
+
+    class_names: list[str] | None = None  # label names, when the task has them: saved in checkpoints
+    # How a loader turns a list of samples into a batch (e.g. framework.vision.sample.Collate, which pads
+    # images of different sizes); None: torch's default_collate. Not used for TensorDatasets.
+    collate_fn: Callable[[list[Any]], Any] | None = None
 
     def __init__(self, config: Any):
         super().__init__()
@@ -105,10 +148,22 @@ class TaskDataModule(LightningDataModule):
         self.data_train: Dataset | None = None
         self.data_val: Dataset | None = None
         self.data_test: Dataset | None = None
+        self.resume_point = ResumePoint()  # set by the engine when resuming from a mid-epoch checkpoint
+        self._checked: set[str] = set()
+        run_dir = config["run"].get("dir") if "run" in config else None
+        # Training samples skipped for bad data (engine.skip_bad_samples), recorded in the run directory
+        self.skipped = SkippedSamples(
+            int(config.engine.skip_bad_samples), Path(run_dir) / "logs" / "skipped_samples.txt" if run_dir else None
+        )
 
     @property
     def batch_size(self) -> int:
         return per_device_batch_size(self.config)
+
+    def check_data(self, split: str, dataset: Dataset) -> None:
+        """Called once per split before its first loader. Override to add a task's own checks (shapes,
+        label ranges) and call super(): the base checks the split is not empty and its first samples load."""
+        check_dataset(dataset, split, self.config.task.name, type(self).__name__)
 
     def _loader(self, dataset: Dataset | None, split: str, shuffle: bool) -> DataLoader:
         if dataset is None:
@@ -116,6 +171,9 @@ class TaskDataModule(LightningDataModule):
                 f"task '{self.config.task.name}': data_{split} is not set; assign it in "
                 f"{type(self).__name__}.setup() for stage '{'fit' if split in ('train', 'val') else 'test'}'"
             )
+        if split not in self._checked:
+            self.check_data(split, dataset)
+            self._checked.add(split)
         workers, seed = self.config.engine.data_workers, self.config.engine.seed
         # The loader's own generator keeps the base seed it draws for each new iterator out of the global
         # RNG, which EpochSeed has just reseeded for dropout and augmentation: a resumed run makes its first
@@ -126,10 +184,18 @@ class TaskDataModule(LightningDataModule):
         )
         if isinstance(dataset, TensorDataset):
             # batch_size=None: each item the sampler yields is a whole batch, gathered by dataset[indices]
-            sampler = TensorBatchSampler(len(dataset), self.batch_size, seed if shuffle else None)
+            sampler = TensorBatchSampler(len(dataset), self.batch_size, seed if shuffle else None, self.resume_point)
             return DataLoader(dataset, batch_size=None, sampler=sampler, **options)
-        sampler = EpochShuffleSampler(len(dataset), seed) if shuffle else None
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, **options)
+        sampler = EpochShuffleSampler(len(dataset), seed, self.resume_point, self.batch_size) if shuffle else None
+        if isinstance(dataset, IterableDataset):
+            return DataLoader(dataset, batch_size=self.batch_size, **options)
+        # In-memory tensors above cannot be corrupt; samples read from files are named when they fail.
+        if split == "train" and self.skipped.budget > 0:
+            named = NamedSamples(dataset, split, self.skipped)
+            collate = partial(collate_skipping, collate=self.collate_fn) if self.collate_fn else collate_skipping
+            return DataLoader(named, batch_size=self.batch_size, sampler=sampler, collate_fn=collate, **options)
+        return DataLoader(NamedSamples(dataset, split), batch_size=self.batch_size, sampler=sampler,
+                          collate_fn=self.collate_fn, **options)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.data_train, "train", shuffle=True)
@@ -178,12 +244,27 @@ class TaskModel(LightningModule):
 
     def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """Log the training loss every `engine.log_every_n_steps` steps: logging every step of a small
-        model costs more than the step itself."""
-        if self.global_step % self._log_every == 0:
+        model costs more than the step itself. Lightning writes a step's logged values only when
+        (step + 1) is a multiple of log_every_n_steps (steps 49, 99, ...): log on those steps, or nothing
+        reaches logs/metrics.csv."""
+        if (self.global_step + 1) % self._log_every == 0:
             self.log("train_loss", loss.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
 
     def log_scalars(self, values: dict[str, Any], batch_size: int, prog_bar: bool = False) -> None:
         """Log epoch-level scalars (averaged over batches weighted by `batch_size`)."""
         self.log_dict(
             values, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=self.sync_dist, prog_bar=prog_bar
+        )
+
+    def activations(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Debugging hook: internal tensors of one batch, by name (e.g. "features", "logits",
+        "probabilities").
+
+        Contract: `batch` is a batch as the task's data loaders yield it (on the model's device); return
+        a dict of tensors whose first dimension is the batch's size. The engine calls it in eval mode
+        under torch.no_grad() (`framework.debug.batch_activations`, `framework evaluate --activations`),
+        so it must not change the model. Tasks that do not override it expose nothing.
+        """
+        raise NotImplementedError(
+            f"task '{self.config.task.name}' exposes no activations: define {type(self).__name__}.activations(batch)"
         )

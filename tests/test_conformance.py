@@ -28,6 +28,7 @@ def test_one_training_step(task, optimizer, tmp_path):
     import lightning.pytorch as pl
     import torch
 
+    from framework.optimizer_modes import OptimizerModes
     from framework.run import build
 
     request = parse_overrides([f"tasks={task}", f"optimizers={optimizer}", f"engine.output_dir={tmp_path}",
@@ -38,6 +39,7 @@ def test_one_training_step(task, optimizer, tmp_path):
     trainer = pl.Trainer(
         fast_dev_run=1, accelerator="cpu", logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[OptimizerModes()],  # as in every engine run: schedule-free optimizers step only in train mode
     )
     trainer.fit(model, datamodule=datamodule)
     changed = sum(not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters()))

@@ -87,6 +87,8 @@ def test_killed_run_resumes_to_the_same_scores(tmp_path):
     proc.wait()
     assert read_status(run_dir)["state"] == "running"  # killed mid-training: nothing recorded as finished
     assert read_scores(run_dir) is None
+    shown = run_cli("status", str(killed), cwd=tmp_path, check=True).stdout  # its worker died with it
+    assert "failed" in shown and "interrupted" in shown, shown
 
     resumed = run_cli(*args, "-o", str(killed), cwd=tmp_path, check=True)
     assert "1 done" in resumed.stdout

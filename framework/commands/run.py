@@ -21,6 +21,9 @@ overrides:
 
 merge order: engine defaults < optimizer default.yaml < task default.yaml < experiment file < command line.
 Finished runs are skipped, unfinished ones resume from their last checkpoint (--force reruns).
+A cell that another `framework run` is training (its run directory's .lock) is reported `locked` and left
+alone; the lock of a process that died is taken over. Training options (precision, accumulation, clipping,
+early stopping, deterministic, skip_bad_samples): engine.* keys, see README "Training options".
 engine.executor=local trains in engine.workers processes; engine.executor=slurm submits job arrays and
 returns at once (follow with `framework status OUTPUT`; see README "Running on a SLURM cluster").
 Exit status: 0 when every run finished (done or diverged), 1 when a run failed, 2 for bad input.

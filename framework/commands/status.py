@@ -35,12 +35,25 @@ def cell_states(output: str) -> list[dict]:
     for cell in cells:
         status, run_dir = cell["status"], cell["run_dir"]
         state, note = slurm.reconcile(status, scheduler)
+        if state == "running" and not status.get("job_id"):
+            state, note = _local_running(run_dir)
         records.append({
             "task": run_dir.parent.parent.name, "optimizer": run_dir.parent.name, "run_id": run_dir.name,
             "sweep": status.get("sweep") or {}, "state": state, "job_id": status.get("job_id") or "",
             "requeues": status.get("requeues", 0), "note": note or "", "run_dir": str(run_dir),
         })
     return records
+
+
+def _local_running(run_dir) -> tuple[str, str]:
+    """A cell a local process records as running: still running while its lock's holder lives."""
+    from framework.locks import STALE_AFTER_S, read_holder
+
+    holder = read_holder(run_dir)
+    reason = "no process holds its lock" if holder is None else holder.stale_reason(STALE_AFTER_S)
+    if reason is None:
+        return "running", f"by {holder.describe()}"
+    return "failed", f"interrupted ({reason}); the next `framework run` resumes it from its last checkpoint"
 
 
 def handler(args: argparse.Namespace) -> int:

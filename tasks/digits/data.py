@@ -9,6 +9,8 @@ from framework.task import TaskDataModule
 
 
 class DigitsDataModule(TaskDataModule):
+    class_names = [str(digit) for digit in range(10)]  # label i is the digit i; saved in checkpoints
+
     def prepare_data(self) -> None:
         pass  # the data ships with scikit-learn
 

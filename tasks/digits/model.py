@@ -44,8 +44,11 @@ class DigitsModel(TaskModel):
     def test_step(self, batch, batch_idx):
         self._evaluate(batch, "test")
 
-    @torch.no_grad()
-    def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits and probabilities of a batch, for debugging."""
-        logits = self.model(x)
-        return {"logits": logits, "probabilities": logits.softmax(-1)}
+    def activations(self, batch) -> dict[str, torch.Tensor]:
+        """Debugging hook (TaskModel.activations): the last hidden layer's features, logits and
+        probabilities of a batch."""
+        x, _ = batch
+        layers = self.model.model  # the Sequential inside the GroupedModel
+        features = layers[:-1](x)
+        logits = layers[-1](features)
+        return {"features": features, "logits": logits, "probabilities": logits.softmax(-1)}

@@ -5,7 +5,11 @@ A TaskDataModule needs two methods:
 - setup(stage): load and split, and set self.data_train / self.data_val / self.data_test.
 The base class turns those datasets into DataLoaders with the per-device batch size, a shuffle that
 depends only on (engine.seed, epoch) so resumed runs are exact, and engine.data_workers workers.
-Validation and test data must be different datasets: the engine checks.
+Validation and test data must be different datasets: the engine checks. Each split is checked before
+its first loader: an empty split is an error (the validation set too: hold one out of the training data
+here if your data has none), and a sample that fails to load is named by its split and index, and by
+`dataset.sample_source(index)` (e.g. its file path) when your dataset defines it. Helpers that read
+files with named errors: framework/datafiles.py.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ def make_blobs(n: int, classes: int, dim: int, noise: float, seed: int) -> Tenso
 
 
 class BlobsDataModule(TaskDataModule):
+    # Optional: label names, saved in every checkpoint (`framework evaluate` compares them). Set them here
+    # or in setup() when they come from the data.
+    class_names = None
     def prepare_data(self) -> None:
         # Download / unpack / preprocess here. Generated data needs nothing.
         pass

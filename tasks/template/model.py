@@ -52,3 +52,12 @@ class BlobsModel(TaskModel):
 
     def test_step(self, batch, batch_idx):
         self._evaluate(batch, "test")
+
+    def activations(self, batch):
+        """Optional debugging hook: named internal tensors of a batch, each with the batch as its first
+        dimension (`framework evaluate RUN --activations FILE` saves them). Called in eval mode under
+        torch.no_grad(); leave it out if your task has nothing to show."""
+        x, _ = batch
+        features = self.model.model[:-1](x)  # self.model is the GroupedModel; .model the network given to it
+        logits = self.model.model[-1](features)
+        return {"features": features, "logits": logits, "probabilities": logits.softmax(-1)}

@@ -1,0 +1,40 @@
+"""`framework report`: one self-contained HTML page with every figure and table of an output folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from framework.commands.plot import add_figure_arguments
+
+EPILOG = """\
+The page (default OUTPUT/report.html) holds: the runs' states with each failed or diverged run's error
+and traceback, the grid (its axes and the settings shared by every run), the best configuration per
+task x optimizer, heatmaps, learning curves, time to target, performance profiles and the environment
+the runs recorded. It is one file that works offline: images are embedded, nothing is fetched.
+The figures and tables are made as by `framework plot` and also land in OUTPUT/plots. A heatmap that
+cannot be drawn (a key varies besides its axes) becomes a note on the page instead of an error.
+"""
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "report", help="one self-contained HTML page with every figure, table and the runs' states",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_figure_arguments(parser)
+    parser.add_argument("--out", metavar="FILE", help="where the page goes (default OUTPUT/report.html)")
+    parser.add_argument("--plots", metavar="DIR", help="where figures and tables go (default OUTPUT/plots)")
+    parser.set_defaults(handler=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from framework.analysis import analyze
+    from framework.report import write_report
+
+    result = analyze(args.output, plot_dir=args.plots, x=args.x, y=args.y, split=tuple(args.split),
+                     aggregate=tuple(args.aggregate), formats=("png", "pdf"), strict=False)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(write_report(result, args.out))
+    return 0

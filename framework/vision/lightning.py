@@ -1,0 +1,81 @@
+"""VisionTaskModel: the TaskModel every vision task shares. The network is a transformers model; its
+adapter (adapters/) turns batches into inputs and outputs into predictions; the task only says which
+metric scores the predictions (`new_metric`, `update_metric`).
+
+Logged: `train_loss` (every engine.log_every_n_steps steps), `{split}_loss` per epoch weighted by batch
+size, and the metric's scalars as `{split}_{name}` at the end of each validation and test epoch.
+Only scalars are logged; NaN entries (e.g. PQ of stuff when no stuff class occurred) are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from framework.task import TaskModel
+from framework.vision.adapters import adapter_for
+from framework.vision.models import grouped, load_model
+
+
+class VisionTaskModel(TaskModel):
+    kind = ""  # the models.py task kind: selects presets and the Auto class
+    adapter_kind: str | None = None  # adapter_for's `kind` (classification: any image classifier)
+
+    def __init__(self, optimizer: Any, config: Any, class_names: list[str]):
+        settings = config.task.model
+        network, pretrained = load_model(self.kind, settings.name, list(class_names))
+        super().__init__(grouped(network, pretrained, float(settings.backbone_lr_multiplier)), optimizer, config)
+        self.network = network  # the transformers model itself (also self.model.model)
+        self.adapter = adapter_for(network, self.adapter_kind)
+        self.class_names = list(class_names)  # CheckpointMetadata saves them with every checkpoint
+        self.metric: Any = None
+
+    # --- what a task defines -------------------------------------------------------------------------
+    def new_metric(self) -> Any:
+        raise NotImplementedError
+
+    def update_metric(self, predictions: Any, batch: Any) -> None:
+        raise NotImplementedError
+
+    # --- the shared loop -----------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        loss = self.adapter.loss(self.network(**self.adapter.inputs(batch)))
+        self.log_train_loss(loss, batch_size=len(batch))
+        return loss
+
+    def _evaluate(self, batch: Any, split: str) -> None:
+        outputs = self.network(**self.adapter.inputs(batch))
+        self.log_scalars({f"{split}_loss": self.adapter.loss(outputs)}, batch_size=len(batch))
+        self.update_metric(self.adapter.predictions(outputs, batch), batch)
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self.metric = self.new_metric()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _log_metric(self, split: str) -> dict[str, float]:
+        values = self.metric.compute()  # gathered over every process when there are several
+        scalars = {f"{split}_{k}": v for k, v in values.items() if "/" not in k and not math.isnan(v)}
+        # identical on every process after the gather (sync_dist keeps Lightning from warning); an epoch
+        # value, so no batch size to weight by (given, so that Lightning does not guess one)
+        self.log_dict({k: torch.tensor(v) for k, v in scalars.items()}, sync_dist=self.sync_dist, batch_size=1)
+        return values
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metric("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metric("test")
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = (checkpoint.get("framework") or {}).get("class_names")
+        if saved:
+            self.class_names = list(saved)

@@ -1,0 +1,68 @@
+"""Data plumbing shared by the vision tasks: where the data is (bundled synthetic COCO or a real
+folder), and the split rule for real datasets that have no labelled test split.
+
+Real COCO and ADE20K publish labels for train and val only. The tasks report on val (as papers do) as
+their test set and select checkpoints on a fixed `val_fraction` of train, held out with `split_seed`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from framework.errors import FrameworkError
+from framework.vision.categories import Categories
+from framework.vision.coco import load_json, panoptic_file, prepare_coco, instances_file
+from framework.vision.synthetic import SyntheticCocoSpec, prepare_synthetic_coco
+
+BUNDLED_SPLITS = {"train": "train", "val": "val", "test": "test"}
+COCO_SPLITS = {"train": "train2017", "test": "val2017"}  # val: held out of train2017
+
+
+def bundled_spec(task: Any) -> SyntheticCocoSpec:
+    size = int(task.bundled_image_size)
+    return SyntheticCocoSpec(height=size, width=size, max_objects=int(task.get("bundled_max_objects", 6)))
+
+
+def coco_root(task: Any, kind: str, check: bool = True) -> Path:
+    """The COCO-format root: the bundled scenes when task.data_dir is null, else the real folder
+    (checked, so a missing one is one clear error naming the path)."""
+    if task.data_dir is None:
+        return prepare_synthetic_coco(bundled_spec(task))
+    root = Path(task.data_dir).expanduser()
+    return prepare_coco(root, tuple(COCO_SPLITS.values()), kinds=(kind,)) if check else root
+
+
+def coco_categories(task: Any, kind: str) -> Categories:
+    """The categories of a COCO-format root, read from its smallest annotation file (the eval split's)."""
+    root = coco_root(task, kind)
+    split = "val" if task.data_dir is None else COCO_SPLITS["test"]
+    path = panoptic_file(root, split) if kind == "panoptic" else instances_file(root, split)
+    data = load_json(path, f"COCO {kind} annotations")
+    if "categories" not in data:
+        raise FrameworkError(f"{path} has no 'categories' list")
+    return Categories.from_coco(data["categories"], str(path))
+
+
+def coco_splits(task: Any, kind: str, reader: Callable[..., Dataset],
+                train_transform: Callable, eval_transform: Callable) -> tuple[Dataset, Dataset, Dataset]:
+    """(train, val, test) datasets of a COCO-format root read by `reader(root, split, transform)`."""
+    root = coco_root(task, kind)
+    if task.data_dir is None:
+        return (reader(root, "train", train_transform), reader(root, "val", eval_transform),
+                reader(root, "test", eval_transform))
+    train = reader(root, COCO_SPLITS["train"], train_transform)
+    held = reader(root, COCO_SPLITS["train"], eval_transform)
+    train, val = hold_out(train, held, float(task.val_fraction), int(task.split_seed))
+    return train, val, reader(root, COCO_SPLITS["test"], eval_transform)
+
+
+def hold_out(train: Dataset, held: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
+    """A fixed random `fraction` of `held` (the same samples as `train`, with eval transforms) for
+    validation, the rest of `train` for training: they never share a sample."""
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    count = max(1, int(len(order) * fraction))
+    return Subset(train, order[count:]), Subset(held, order[:count])

@@ -1,0 +1,36 @@
+# python -m pytest tests/test_debug_hooks.py
+"""Every discovered task: its data passes the engine's checks at setup, its model summary lists its
+modules, and its activations (when it exposes them) honour the TaskModel.activations contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from framework.callbacks import model_summary
+from framework.config import Node, parse_overrides
+from framework.debug import batch_activations
+from framework.grid import expand
+from framework.registry import Registry
+from framework.run import load_task
+from framework.task import TaskModel
+
+REGISTRY = Registry()
+TASKS = sorted(name for name, plugin in REGISTRY.tasks.items() if plugin.ok)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_data_checks_summary_and_activations(task, tmp_path):
+    (spec,) = expand(parse_overrides([f"tasks={task}", f"engine.output_dir={tmp_path}"]), REGISTRY)
+    model, datamodule = load_task(Node({**spec.config, "run": {"id": spec.run_id, "dir": str(tmp_path)}}), REGISTRY)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.val_dataloader()))  # checks the split first: not empty, first samples load
+    assert "Total params" in model_summary(model)
+    if type(model).activations is TaskModel.activations:
+        with pytest.raises(NotImplementedError, match=f"task '{task}' exposes no activations"):
+            model.activations(batch)
+        return
+    was_training = model.training
+    values = batch_activations(model, batch)  # raises unless: a dict of tensors, batch first
+    assert values and all(not v.requires_grad for v in values.values())
+    assert model.training == was_training
