@@ -21,7 +21,8 @@ from framework.errors import FrameworkError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framework",
-        description="Benchmark deep-learning optimizers across tasks: grids of runs, resumable, with heatmaps.",
+        description="Benchmark deep-learning optimizers across tasks: grids of runs, locally or on SLURM, "
+                    "resumable, with heatmaps, tables and an HTML report.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

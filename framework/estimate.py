@@ -232,7 +232,7 @@ def measure(spec: RunSpec, registry: Registry, steps: int = 10) -> Measurement:
 
 def project_seconds(spec: RunSpec, m: Measurement) -> float | None:
     """The projected wall time of one run from its config and a measurement of its group."""
-    config, engine, task = spec.config, spec.config["engine"], spec.config["task"]
+    engine, task = spec.config["engine"], spec.config["task"]
     micro = micro_batch_size(task["batch_size"], engine["devices"], engine["accumulate_grad_batches"])
     n_train, n_val, n_test = (m.lengths.get(s) for s in ("train", "val", "test"))
     if not n_train:

@@ -6,7 +6,6 @@ samples can be skipped and are counted, and a NaN in the data ends the run as di
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

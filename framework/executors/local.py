@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 
 from framework import results
 from framework.errors import FrameworkError

@@ -8,7 +8,11 @@
     synthetic.py    a deterministic generator of COCO-format scenes, cached on first use
     transforms.py   torch-only transforms that move the image and every target together
     targets.py      Sample -> what a model's loss needs (binary masks, semantic maps, boxes)
-    metrics/        accumulators: COCO box / mask AP, panoptic quality, semantic IoU
+    metrics/        accumulators: COCO box / mask AP, panoptic quality, semantic IoU, classification scores
+    models.py       transformers models by hub id, local folder or random-init preset (`tiny`)
+    adapters/       one per model family: Batch -> model inputs, outputs -> metric inputs
+    lightning.py    VisionTaskModel: the training / evaluation loop every vision task shares
+    task_data.py    bundled or real data roots, and the held-out split of real datasets
 
 Nothing is imported here, so that importing one module does not import them all.
 """
