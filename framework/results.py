@@ -102,26 +102,9 @@ def iter_run_dirs(output_dir: str | Path) -> Iterator[Path]:
 
 
 def load_runs(output_dir: str | Path) -> list[dict[str, Any]]:
-    """One flat record per run: identity, state, every config key (dotted) and every score
+    """One flat record per run (`read_run`): identity, state, every config key (dotted) and every score
     (`best/test_acc`, `last/val_loss`, `train/time_s`)."""
-    records = []
-    for run_dir in iter_run_dirs(output_dir):
-        config = read_config(run_dir) or {}
-        status = read_status(run_dir) or {"state": "unknown"}
-        record: dict[str, Any] = {
-            "task": run_dir.parent.parent.name,
-            "optimizer": run_dir.parent.name,
-            "run_id": run_dir.name,
-            "state": status.get("state"),
-            "error": status.get("error"),
-            "run_dir": str(run_dir),
-        }
-        record.update(flatten({k: v for k, v in config.items() if k != "run"}))
-        for checkpoint, values in (read_scores(run_dir) or {}).items():
-            if isinstance(values, dict):
-                record.update({f"{checkpoint}/{metric}": value for metric, value in values.items()})
-        records.append(record)
-    return records
+    return [read_run(run_dir) for run_dir in iter_run_dirs(output_dir)]
 
 
 def load_results(output_dir: str | Path):  # -> pandas.DataFrame
@@ -181,8 +164,8 @@ def _number(text: str | None) -> float | None:
 # ---------------------------------------------------------------- loading many runs
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    """One run's flat record, the same as `load_runs` builds (tests/test_results_table.py checks that they
-    agree), for loaders that read runs in worker processes."""
+    """One run's flat record (see `load_runs`); a function of its own for loaders that read runs in
+    worker processes."""
     config = read_config(run_dir) or {}
     status = read_status(run_dir) or {"state": "unknown"}
     record: dict[str, Any] = {

@@ -22,12 +22,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from framework.data_cache import generate_once
 
 import numpy as np
 
@@ -72,39 +71,12 @@ def categories() -> list[dict[str, Any]]:
     return cats + [{"id": i, "name": n, "supercategory": "background", "isthing": 0} for i, n in STUFF]
 
 
-def default_cache_dir() -> Path:
-    """$FRAMEWORK_DATA_DIR, else ~/.cache/framework: generated data outlives runs and checkouts."""
-    return Path(os.environ.get("FRAMEWORK_DATA_DIR") or Path.home() / ".cache" / "framework").expanduser()
-
-
 def prepare_synthetic_coco(spec: SyntheticCocoSpec | None = None, cache_dir: str | Path | None = None) -> Path:
     """The root of the synthetic COCO dataset of `spec`, generated on first use; safe to call from
     several processes at once."""
     spec = spec or SyntheticCocoSpec()
-    return _generate_once(f"synthetic_coco-v{VERSION}-{spec.key()}", lambda root: write_synthetic_coco(root, spec),
+    return generate_once(f"synthetic_coco-v{VERSION}-{spec.key()}", lambda root: write_synthetic_coco(root, spec),
                           cache_dir)
-
-
-def _generate_once(name: str, write: Callable[[Path], Any], cache_dir: str | Path | None) -> Path:
-    """`cache_dir/name`, written by `write` unless it is there. Each process writes into its own
-    temporary folder and renames it into place: a folder of that name is always complete, and when
-    two processes race, the first rename wins and the other's copy is thrown away."""
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    root = cache / name
-    if root.is_dir():
-        return root
-    cache.mkdir(parents=True, exist_ok=True)
-    temporary = cache / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        write(temporary)
-        try:
-            os.rename(temporary, root)
-        except OSError:
-            if not root.is_dir():  # not another process's finished folder: a real failure
-                raise
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-    return root
 
 
 def write_synthetic_coco(root: str | Path, spec: SyntheticCocoSpec) -> Path:
@@ -343,7 +315,7 @@ def prepare_synthetic_classification(spec: SyntheticClassificationSpec | None = 
                                      cache_dir: str | Path | None = None) -> Path:
     """The root of a class-per-folder dataset (root/{train,val,test}/{shape}/*.jpg), generated on first use."""
     spec = spec or SyntheticClassificationSpec()
-    return _generate_once(f"synthetic_shapes-v{VERSION}-{spec.key()}",
+    return generate_once(f"synthetic_shapes-v{VERSION}-{spec.key()}",
                           lambda root: write_synthetic_classification(root, spec), cache_dir)
 
 

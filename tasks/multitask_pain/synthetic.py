@@ -26,13 +26,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from framework.data_cache import generate_once
 
 from .features import FORMAT, MANIFEST
 
@@ -65,30 +64,11 @@ class SyntheticSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def default_cache_dir() -> Path:
-    """$FRAMEWORK_DATA_DIR, else ~/.cache/framework (the engine's vision data uses the same place)."""
-    return Path(os.environ.get("FRAMEWORK_DATA_DIR") or Path.home() / ".cache" / "framework").expanduser()
-
-
 def prepare_synthetic(spec: SyntheticSpec | None = None, cache_dir: str | Path | None = None) -> Path:
     """The folder of the synthetic data of `spec`, generated on first use."""
     spec = spec or SyntheticSpec()
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    root = cache / f"multitask_pain-synthetic-v{VERSION}-{spec.key()}"
-    if root.is_dir():  # only ever created by renaming a complete folder
-        return root
-    cache.mkdir(parents=True, exist_ok=True)
-    temporary = cache / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        write_synthetic(temporary, spec)
-        try:
-            os.rename(temporary, root)
-        except OSError:
-            if not root.is_dir():  # not another process's finished folder: a real failure
-                raise
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-    return root
+    return generate_once(f"multitask_pain-synthetic-v{VERSION}-{spec.key()}", lambda root: write_synthetic(root, spec),
+                         cache_dir)
 
 
 def write_synthetic(root: str | Path, spec: SyntheticSpec) -> Path:
