@@ -1,13 +1,13 @@
 # python benchmarks/results_table.py [--runs 10000] [--repeats 3] [--keep DIR]
 """Time to load 10,000 run directories into the long-format results table (target: under 10 s).
 
-Writes N synthetic run directories shaped like real ones (config.yaml from the engine's own resolution of
+Writes N synthetic run directories shaped like real ones (config.yaml/.json from the engine's own resolution of
 the digits task, status.json, scores.json, env.json, logs/metrics.csv; 3 % failed, 2 % diverged), then
 times, in alternating order:
 
 - bytes (reference): open and read every file the loader reads, nothing parsed: the file-system floor;
-- parse (reference): the same files parsed with PyYAML's C loader and `json.loads`, nothing else: what
-  any loader of this layout must at least spend;
+- parse (reference): the same files parsed with `json.loads`, nothing else: what any loader of this
+  layout must at least spend (each run writes its configuration as config.json beside config.yaml);
 - load_table, first time: `framework.table.load_table` as `framework plot` and `framework report` call
   it on a folder without an index (every run directory parsed, by one worker process per CPU, then
   env.json and the long table; the folder's .runs-index.json is written);
@@ -33,8 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from framework.config import parse_overrides
 from framework.environment import capture
 from framework.grid import expand
@@ -44,7 +42,7 @@ from framework.run_index import INDEX_FILE
 from framework.table import load_table, write_table
 from framework.yamlio import dump_yaml
 
-FILES = ("config.yaml", "status.json", "scores.json", "env.json")
+FILES = ("config.json", "status.json", "scores.json", "env.json")  # what the loader reads
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)
 WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 2e-1, 3e-1, 5e-1)
 
@@ -82,6 +80,7 @@ def generate(root: Path, runs: int) -> None:
             status["error"] = "RuntimeError: synthetic failure" if state == "failed" else "training loss is nan at step 7"
             status["traceback"] = "Traceback (most recent call last):\n  ...\n" * 5
         (run_dir / "config.yaml").write_text(dump_yaml(config))
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))  # as results.write_config
         (run_dir / "status.json").write_text(json.dumps(status, indent=2))
         (run_dir / "env.json").write_text(env)
         (run_dir / "logs" / "metrics.csv").write_text(metrics)
@@ -111,11 +110,9 @@ def read_bytes(root: Path) -> int:
 
 
 def parse_plain(root: Path) -> int:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     parsed = 0
     for config in root.glob("*/*/*/config.yaml"):
-        yaml.load(config.read_text(), Loader=loader)
-        for name in FILES[1:]:
+        for name in FILES:
             try:
                 json.loads((config.parent / name).read_text())
             except FileNotFoundError:

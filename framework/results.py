@@ -1,7 +1,7 @@
 """The run directory: one folder per run that describes itself.
 
     <output>/<task>/<optimizer>/<run_id>/
-        config.yaml      the resolved configuration
+        config.yaml      the resolved configuration (and config.json, the same for fast loading)
         status.json      state (pending / running / requeued / done / failed / diverged), error and
                          traceback, timings, SLURM job id
         scores.json      {"best": {val_*, test_*}, "last": {...}, "train": {...}}
@@ -28,6 +28,7 @@ from framework.yamlio import atomic_write_json, atomic_write_text, dump_yaml, lo
 STATES = ("pending", "running", "requeued", "done", "failed", "diverged")  # pending/requeued: SLURM
 FINISHED = ("done", "diverged")  # outcomes that are results: never redone without --force
 CONFIG_FILE, STATUS_FILE, SCORES_FILE, JOB_FILE = "config.yaml", "status.json", "scores.json", "job.json"
+CONFIG_JSON = "config.json"  # the same configuration, for fast loading
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -40,11 +41,17 @@ def last_checkpoint(run_dir: Path) -> Path | None:
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """config.yaml for people, and the same as config.json for loaders: reading JSON is an order of
+    magnitude faster than YAML, which is most of the time of loading 10,000 runs."""
+    atomic_write_json(run_dir / CONFIG_JSON, config)
     atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
-    return load_yaml(run_dir / CONFIG_FILE)
+    try:
+        return read_json(run_dir / CONFIG_JSON)
+    except (OSError, json.JSONDecodeError):  # written before config.json existed, or edited by hand
+        return load_yaml(run_dir / CONFIG_FILE)
 
 
 def read_status(run_dir: Path) -> dict[str, Any] | None:

@@ -2,8 +2,8 @@
 
     <output>/.runs-index.json   {"version": ..., "runs": {"<task>/<optimizer>/<run_id>": [signature, record]}}
 
-Parsing config.yaml is most of the cost of reading a run (about 0.5 ms; `results.read_run`). A run's
-record is taken from the index only when its config.yaml, status.json and scores.json have the same
+Parsing the configuration is most of the cost of reading a run (`results.read_run`). A run's record is
+taken from the index only when its config.json, config.yaml, status.json and scores.json have the same
 modification time, size and inode as when it was indexed: every file of a run is written by a
 temporary file and a rename, so a rewrite always changes the inode. The index also depends on the
 source of the modules that build records (`results.py`, `config.py`): a change there rebuilds it.
@@ -24,7 +24,7 @@ from framework import results
 from framework.yamlio import atomic_write_text
 
 INDEX_FILE = ".runs-index.json"
-_SIGNED = (results.CONFIG_FILE, results.STATUS_FILE, results.SCORES_FILE)  # what read_run reads
+_SIGNED = (results.CONFIG_JSON, results.CONFIG_FILE, results.STATUS_FILE, results.SCORES_FILE)  # what read_run reads
 
 
 def load_runs_indexed(output_dir: str | Path, workers: int | None = None) -> list[dict[str, Any]]:
