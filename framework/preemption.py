@@ -10,8 +10,12 @@ in the epoch; the resumed job skips the batches already trained on (`task.Resume
 training steps (validation, testing) it hands over at once, and the run resumes from the last
 checkpoint saved at an epoch end.
 
-Lightning treats SIGTERM as "stop now" (it raises SIGTERMException); under submitit SIGTERM only
-announces the USR2 that follows, so it is ignored here as submitit itself does.
+SIGTERM comes alone from `scancel` (and from a preempting scheduler that sends no checkpoint signal),
+or just before USR2 from one that does. Lightning would stop at once (SIGTERMException) and submitit
+ignores it. Here, during training, a SIGTERM not followed by USR2 within `TERM_GRACE_S` stops the run at
+the end of the current step with a step-exact checkpoint, recorded as failed ("terminated"), so the
+next `framework run` resubmits it and it resumes from that step. Outside the training steps SIGTERM is
+ignored and SLURM's KillWait ends the job; it resumes from the last epoch-end checkpoint.
 """
 
 from __future__ import annotations
@@ -19,10 +23,19 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback
+
+from framework.errors import FrameworkError
+
+TERM_GRACE_S = 2.0  # how long a SIGTERM waits for the USR2 of a checkpointing scheduler
+
+
+class Terminated(FrameworkError):
+    """The run was stopped by SIGTERM (scancel, or preemption without a checkpoint signal)."""
 
 
 def requeue_signal() -> signal.Signals:
@@ -39,6 +52,7 @@ class PreemptionCheckpoint(Callback):
         self.checkpoint_path, self.every_n_steps = Path(checkpoint_path), every_n_steps
         self.submitit_handler: Any = None
         self.requested = False
+        self.terminated_at: float | None = None  # when a SIGTERM arrived (training stops after the grace)
         self.in_training = False
         self.resume_point: tuple[int, int] | None = None  # (epoch, batches done) saved in the checkpoint
         self._loaded: tuple[int, int] | None = None
@@ -53,7 +67,10 @@ class PreemptionCheckpoint(Callback):
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _on_sigterm(self, signum, frame) -> None:
-        print("framework: SIGTERM received; waiting for the checkpoint signal that follows it", file=sys.stderr, flush=True)
+        print(f"framework: SIGTERM received; stopping after the current step unless a checkpoint signal follows "
+              f"within {TERM_GRACE_S:g} s", file=sys.stderr, flush=True)
+        if self.terminated_at is None:
+            self.terminated_at = time.monotonic()
 
     def _on_signal(self, signum, frame) -> None:
         if self.in_training:
@@ -91,15 +108,21 @@ class PreemptionCheckpoint(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         requested = self.requested
+        terminate = self.terminated_at is not None and time.monotonic() - self.terminated_at > TERM_GRACE_S
         if trainer.world_size > 1:
             if trainer.global_step % self.every_n_steps:
                 return
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
-        if not requested:
+            terminate = trainer.strategy.reduce_boolean_decision(terminate, all=False)
+        if not (requested or terminate):
             return
         self.resume_point = (trainer.current_epoch, batch_idx + 1)
         trainer.save_checkpoint(self.checkpoint_path)
-        self.requested = self.in_training = False
+        self.in_training = False
+        if not requested:
+            raise Terminated(f"terminated by SIGTERM (scancel, or preemption without a checkpoint signal) at step "
+                             f"{trainer.global_step}; the next `framework run` resumes from this step")
+        self.requested = False
         if trainer.global_rank == 0:
             self._hand_over(requeue_signal(), None)
         sys.exit(-1)  # the other ranks (and rank 0 if submitit did not exit) stop with the job

@@ -108,19 +108,25 @@ def test_a_failing_cell_does_not_affect_the_others_and_is_resubmitted(tmp_path):
 def test_a_cancelled_cell_shows_failed_and_the_next_run_resubmits_it(tmp_path):
     plugins = str(flaky_plugin(tmp_path / "plugins"))
     out = tmp_path / "results"
-    args = ["run", "tasks=flaky", "task.step_sleep=0.05", "task.max_epochs=4", *SLURM, "-o", str(out)]
+    args = ["run", "tasks=flaky", "task.step_sleep=0.05", "task.max_epochs=12", *SLURM, "-o", str(out)]
     run_cli(*args, cwd=tmp_path, env={"FRAMEWORK_PLUGIN_PATH": plugins}, check=True)
     (record,) = cell_states(str(out))
     run_dir = Path(record["run_dir"])
     _wait(lambda: _fit_starts(run_dir), "training to start")
     subprocess.run(["scancel", record["job_id"]], check=True)
     _wait(lambda: _states(out)[run_dir.name] == "failed", "the cancelled cell to show as failed")
-    assert "CANCELLED" in cell_states(str(out))[0]["note"]
+    # the job stops at the end of a step, saves it and says so (a job killed outright shows sacct's CANCELLED)
+    _wait(lambda: "terminated by SIGTERM" in cell_states(str(out))[0]["note"], "the job to record its end", 40)
+    _wait(lambda: "framework-flaky" not in subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True,
+                                                          text=True).stdout, "the job to leave the queue", 25)
 
     again = run_cli(*args, cwd=tmp_path, env={"FRAMEWORK_PLUGIN_PATH": plugins}, check=True)
     assert "1 submitted" in again.stdout
     _wait(lambda: _states(out)[run_dir.name] == "done", "the resubmitted cell to finish")
     assert cell_states(str(out))[0]["job_id"] != record["job_id"]
+    starts = _fit_starts(run_dir)
+    assert len(starts) == 2 and starts[1] > 0  # resumed from the step it was stopped at
+    assert read_scores(run_dir)["train"]["global_step"] == 12 * 16
 
 
 def test_framework_cancel_stops_queued_and_running_cells(tmp_path):
