@@ -27,10 +27,15 @@ class VisionTaskModel(TaskModel):
         settings = config.task.model
         network, pretrained = load_model(self.kind, settings.name, list(class_names))
         super().__init__(grouped(network, pretrained, float(settings.backbone_lr_multiplier)), optimizer, config)
-        self.network = network  # the transformers model itself (also self.model.model)
         self.adapter = adapter_for(network, self.adapter_kind)
         self.class_names = list(class_names)  # CheckpointMetadata saves them with every checkpoint
         self.metric: Any = None
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The transformers model itself (a property, not a second attribute: a submodule registered
+        twice would be saved twice in every checkpoint)."""
+        return self.model.model
 
     # --- what a task defines -------------------------------------------------------------------------
     def new_metric(self) -> Any:

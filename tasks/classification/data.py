@@ -1,0 +1,53 @@
+"""Class-per-folder images: the bundled synthetic shapes, or ImageNet-style folders (`task.data_dir`).
+
+Bundled data has train / val / test folders. Real data (root/train, root/val as ImageNet ships) has no
+labelled test split, so `val` becomes the test set and a fixed `val_fraction` of `train` (drawn with
+`split_seed`) selects the checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from framework.task import TaskDataModule
+from framework.vision.folders import ImageFolder, prepare_image_folder
+from framework.vision.sample import Collate
+from framework.vision.synthetic import SyntheticClassificationSpec, prepare_synthetic_classification
+from framework.vision.task_data import hold_out
+from framework.vision.transforms import Compose, Normalize, RandomHorizontalFlip, Resize
+
+
+class ClassificationDataModule(TaskDataModule):
+    def __init__(self, config):
+        super().__init__(config)
+        task = config.task
+        self.collate_fn = Collate(size_divisor=1)  # every image is resized to image_size: nothing to pad
+        size = int(task.image_size)
+        resize = Resize(size, size)
+        steps = (resize, RandomHorizontalFlip(), Normalize()) if task.flip else (resize, Normalize())
+        self.train_transform, self.eval_transform = Compose(steps), Compose((resize, Normalize()))
+        # class names come from the folders: known before the model is built (its head's size)
+        self.class_names = ImageFolder.classes_in(self.root(check=False), "train")
+
+    def root(self, check: bool = True) -> Path:
+        data_dir = self.config.task.data_dir
+        if data_dir is None:
+            size = int(self.config.task.bundled_image_size)
+            return prepare_synthetic_classification(SyntheticClassificationSpec(height=size, width=size))
+        return prepare_image_folder(data_dir) if check else Path(data_dir).expanduser()
+
+    def prepare_data(self) -> None:
+        self.root()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is not None:
+            return
+        root, task = self.root(), self.config.task
+        if task.data_dir is None:
+            self.data_train = ImageFolder(root, "train", self.train_transform)
+            self.data_val = ImageFolder(root, "val", self.eval_transform)
+            self.data_test = ImageFolder(root, "test", self.eval_transform)
+            return
+        train, held = ImageFolder(root, "train", self.train_transform), ImageFolder(root, "train", self.eval_transform)
+        self.data_train, self.data_val = hold_out(train, held, float(task.val_fraction), int(task.split_seed))
+        self.data_test = ImageFolder(root, "val", self.eval_transform)

@@ -1,0 +1,58 @@
+"""Semantic segmentation data: COCO-format panoptic scenes turned semantic (bundled synthetic scenes, or
+COCO 2017 panoptic with `task.dataset: coco`), or ADE20K (`task.dataset: ade20k`).
+
+Training: random flip, scale jitter `min_scale`..`max_scale` of `crop_size` and a `crop_size` square
+crop (SegFormer's recipe on ADE20K: ratio 0.5-2.0, 512x512). Evaluation: shorter side `eval_short`,
+longer side at most `eval_max_size`; batches are padded (padding is ignored by loss and metric).
+"""
+
+from __future__ import annotations
+
+from framework.errors import FrameworkError
+from framework.task import TaskDataModule
+from framework.vision.coco import CocoPanoptic
+from framework.vision.folders import ADE20K, prepare_ade20k
+from framework.vision.sample import Collate
+from framework.vision.task_data import coco_categories, coco_root, coco_splits, hold_out
+from framework.vision.transforms import Compose, Normalize, ResizeShortestEdge, train_transforms
+
+DATASETS = ("coco", "ade20k")
+
+
+class SemanticDataModule(TaskDataModule):
+    def __init__(self, config):
+        super().__init__(config)
+        task = config.task
+        if task.dataset not in DATASETS:
+            raise FrameworkError(f"task.dataset '{task.dataset}' is not one of {', '.join(DATASETS)}")
+        self.collate_fn = Collate(size_divisor=32)  # SegFormer and UperNet downsample by 32
+        self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale))
+        self.eval_transform = Compose((ResizeShortestEdge(int(task.eval_short), int(task.eval_max_size)), Normalize()))
+        self.class_names = self._categories().names
+
+    def _categories(self):
+        task = self.config.task
+        if task.dataset == "ade20k":
+            if task.data_dir is None:
+                raise FrameworkError("task.dataset=ade20k needs task.data_dir (the ADEChallengeData2016 folder)")
+            return ADE20K(task.data_dir, "val").categories
+        return coco_categories(task, "panoptic")
+
+    def prepare_data(self) -> None:
+        task = self.config.task
+        if task.dataset == "ade20k":
+            prepare_ade20k(task.data_dir)
+        else:
+            coco_root(task, "panoptic")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is not None:
+            return
+        task = self.config.task
+        if task.dataset == "coco":
+            self.data_train, self.data_val, self.data_test = coco_splits(
+                task, "panoptic", CocoPanoptic, self.train_transform, self.eval_transform)
+            return
+        train, held = ADE20K(task.data_dir, "train", self.train_transform), ADE20K(task.data_dir, "train", self.eval_transform)
+        self.data_train, self.data_val = hold_out(train, held, float(task.val_fraction), int(task.split_seed))
+        self.data_test = ADE20K(task.data_dir, "val", self.eval_transform)
