@@ -53,6 +53,11 @@ def _alive(pid: int, started: str | None) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by another user
+    try:  # a killed process whose parent is gone stays a zombie until something reaps it: it is dead
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+            return False
+    except (OSError, IndexError):
+        pass
     now = _process_start(pid)
     return started is None or now is None or now == started
 

@@ -144,7 +144,7 @@ def test_framework_cancel_stops_queued_and_running_cells(tmp_path):
                                                           text=True, check=True).stdout, "the jobs to leave the queue", 60)
 
 
-def test_scontrol_requeue_resumes_from_the_last_checkpoint(tmp_path):
+def test_scontrol_requeue_resumes_from_where_it_stopped(tmp_path):
     plugins = str(flaky_plugin(tmp_path / "plugins"))
     out = tmp_path / "results"
     run_cli("run", "tasks=flaky", "task.step_sleep=0.1", "task.max_epochs=4", *SLURM, "-o", str(out),
@@ -155,7 +155,8 @@ def test_scontrol_requeue_resumes_from_the_last_checkpoint(tmp_path):
     subprocess.run(["scontrol", "requeue", record["job_id"]], check=True)
     _wait(lambda: _states(out)[run_dir.name] == "done", "the requeued cell to finish")
     starts = _fit_starts(run_dir)
-    assert len(starts) == 2 and starts[0] == 0 and starts[1] > 0 and starts[1] % 16 == 0  # 16 steps per epoch
+    # requeueing a running job sends it SIGTERM: it stops at the end of a step with a checkpoint there
+    assert len(starts) == 2 and starts[0] == 0 and starts[1] >= 16, starts
     assert read_status(run_dir)["attempts"] == 2
     assert read_scores(run_dir)["train"]["global_step"] == 4 * 16
 
