@@ -117,7 +117,9 @@ def handler(args: argparse.Namespace) -> int:
 
     from framework.executors.local import run_all
 
-    print(f"{len(runs)} runs -> {output} ({engine['workers']} worker{'s' * (engine['workers'] != 1)})", flush=True)
+    workers = engine["workers"]
+    where = "in this process" if workers == 0 else f"{workers} worker{'s' * (workers != 1)}"
+    print(f"{len(runs)} runs -> {output} ({where})", flush=True)
     outcomes = run_all(runs, request.plugin_paths(), engine["workers"], force=args.force,
                        report=Progress(len(runs), engine["workers"]))
     rows = []
