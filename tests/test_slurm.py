@@ -67,6 +67,15 @@ def _flat(scores: dict) -> dict:
     return {f"{which}/{k}": v for which, values in scores.items() for k, v in values.items()}
 
 
+def _submit_flaky(tmp_path: Path, *overrides: str) -> tuple[Path, Path, dict]:
+    """Submit one `flaky` cell; returns (output folder, its run directory, its status record)."""
+    out = tmp_path / "results"
+    run_cli("run", "tasks=flaky", *overrides, *SLURM, "-o", str(out), cwd=tmp_path,
+            env={"FRAMEWORK_PLUGIN_PATH": str(flaky_plugin(tmp_path / "plugins"))}, check=True)
+    (record,) = cell_states(str(out))
+    return out, Path(record["run_dir"]), record
+
+
 def test_a_grid_submitted_as_an_array_matches_the_local_grid_and_is_plotted(tmp_path):
     grid = ["tasks=digits", "optimizer.learning_rate=1e-3,1e-2", "task.max_epochs=2"]
     out = tmp_path / "slurm"
@@ -145,12 +154,7 @@ def test_framework_cancel_stops_queued_and_running_cells(tmp_path):
 
 
 def test_scontrol_requeue_resumes_from_where_it_stopped(tmp_path):
-    plugins = str(flaky_plugin(tmp_path / "plugins"))
-    out = tmp_path / "results"
-    run_cli("run", "tasks=flaky", "task.step_sleep=0.1", "task.max_epochs=4", *SLURM, "-o", str(out),
-            cwd=tmp_path, env={"FRAMEWORK_PLUGIN_PATH": plugins}, check=True)
-    (record,) = cell_states(str(out))
-    run_dir = Path(record["run_dir"])
+    out, run_dir, record = _submit_flaky(tmp_path, "task.step_sleep=0.1", "task.max_epochs=4")
     _wait(lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), "the first epoch's checkpoint")
     subprocess.run(["scontrol", "requeue", record["job_id"]], check=True)
     _wait(lambda: _states(out)[run_dir.name] == "done", "the requeued cell to finish")
@@ -164,12 +168,7 @@ def test_scontrol_requeue_resumes_from_where_it_stopped(tmp_path):
 def test_preemption_saves_a_step_exact_checkpoint_and_requeues_through_submitit(tmp_path):
     import submitit
 
-    plugins = str(flaky_plugin(tmp_path / "plugins"))
-    out = tmp_path / "results"
-    run_cli("run", "tasks=flaky", "task.step_sleep=0.1", "task.max_epochs=3", *SLURM, "-o", str(out),
-            cwd=tmp_path, env={"FRAMEWORK_PLUGIN_PATH": plugins}, check=True)
-    (record,) = cell_states(str(out))
-    run_dir = Path(record["run_dir"])
+    out, run_dir, record = _submit_flaky(tmp_path, "task.step_sleep=0.1", "task.max_epochs=3")
     _wait(lambda: _fit_starts(run_dir), "training to start")
     time.sleep(2.5)  # mid-epoch: about 25 of the 48 steps
     job = submitit.SlurmJob(folder=Path(read_status_and_job(run_dir)["slurm_folder"]) / "%j", job_id=record["job_id"])

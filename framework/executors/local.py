@@ -92,8 +92,12 @@ def _serve(connection: Connection, environment: dict[str, str]) -> None:
             return
         spec, plugin_paths, force = message
         registry = registries.setdefault(tuple(plugin_paths), Registry(plugin_paths))
-        outcome = execute(spec, registry, force=force)
-        connection.send({"state": outcome.state, "seconds": outcome.seconds, "error": outcome.error, "scores": outcome.scores})
+        connection.send(_as_dict(execute(spec, registry, force=force)))
+
+
+def _as_dict(outcome) -> dict:
+    """A run.Outcome as the plain dict that crosses the pipe (and that run_all returns)."""
+    return {"state": outcome.state, "seconds": outcome.seconds, "error": outcome.error, "scores": outcome.scores}
 
 
 class _Worker:
@@ -104,10 +108,11 @@ class _Worker:
         self.process = context.Process(target=_serve, args=(child, environment), daemon=False)
         self.process.start()
         child.close()
-        self.environment, self.spec, self.started, self.ready = environment, None, 0.0, False
+        self.environment, self.ready = environment, False
+        self.index: int | None = None  # the position in the grid of the cell it trains, None when idle
 
-    def give(self, spec: RunSpec, plugin_paths: list[str], force: bool) -> None:
-        self.spec, self.started = spec, time.perf_counter()
+    def give(self, index: int, spec: RunSpec, plugin_paths: list[str], force: bool) -> None:
+        self.index = index
         self.connection.send((spec, plugin_paths, force))
 
     def stop(self) -> None:
@@ -143,8 +148,7 @@ def run_all(runs: list[RunSpec], plugin_paths: list[str], workers: int, force: b
 
         registry, outcomes = Registry(plugin_paths), []
         for spec in runs:
-            outcome = execute(spec, registry, force=force)
-            outcomes.append({"state": outcome.state, "seconds": outcome.seconds, "error": outcome.error, "scores": outcome.scores})
+            outcomes.append(_as_dict(execute(spec, registry, force=force)))
             if report:
                 report(spec, outcomes[-1])
         return outcomes
@@ -154,14 +158,21 @@ def run_all(runs: list[RunSpec], plugin_paths: list[str], workers: int, force: b
     # spawn, not fork: a forked copy of a process that has threads (or CUDA) can deadlock
     context = multiprocessing.get_context("spawn")
     pool = [_Worker(context, env) for env in environments]
-    queue = list(enumerate(runs))
+    waiting = list(range(len(runs)))
     outcomes: dict[int, dict] = {}
-    index_of = {id(spec): i for i, spec in queue}
+
+    def finish(worker: _Worker, outcome: dict) -> None:
+        index, worker.index = worker.index, None
+        outcomes[index] = outcome
+        if report:
+            report(runs[index], outcome)
+
     try:
         while len(outcomes) < len(runs):
             for worker in pool:
-                if worker.spec is None and worker.ready and queue:
-                    worker.give(queue.pop(0)[1], plugin_paths, force)
+                if worker.index is None and worker.ready and waiting:
+                    index = waiting.pop(0)
+                    worker.give(index, runs[index], plugin_paths, force)
             ready = wait([w.connection for w in pool] + [w.process.sentinel for w in pool])
             for i, worker in enumerate(pool):
                 if worker.connection in ready or worker.process.sentinel in ready:
@@ -171,28 +182,22 @@ def run_all(runs: list[RunSpec], plugin_paths: list[str], workers: int, force: b
                             if not worker.ready:
                                 worker.ready = True
                                 continue
-                            spec, worker.spec = worker.spec, None
-                            outcomes[index_of[id(spec)]] = message
-                            if report:
-                                report(spec, message)
+                            finish(worker, message)
                             continue
                     except (EOFError, OSError):
                         pass
                     if not worker.process.is_alive():
                         worker.process.join()
                         error = _death(worker.process)
-                        if worker.spec is None:
+                        if worker.index is None:
                             raise FrameworkError(f"a local worker could not start: {error}")
-                        spec, worker.spec = worker.spec, None
-                        outcomes[index_of[id(spec)]] = _record_death(spec, error)
-                        if report:
-                            report(spec, outcomes[index_of[id(spec)]])
+                        finish(worker, _record_death(runs[worker.index], error))
                         pool[i] = _Worker(context, worker.environment)
     finally:
         for worker in pool:
-            if worker.spec is not None:  # interrupted: the cell resumes from its checkpoint next time
+            if worker.index is not None:  # interrupted: the cell resumes from its checkpoint next time
                 worker.process.kill()
                 worker.process.join()
-                _record_death(worker.spec, "interrupted before it finished; run again to resume from its last checkpoint")
+                _record_death(runs[worker.index], "interrupted before it finished; run again to resume from its last checkpoint")
             worker.stop()
     return [outcomes[i] for i in range(len(runs))]

@@ -215,7 +215,8 @@ def submitted_plot_jobs(output_dir: str | Path, folder: str | Path | None = None
     log = (Path(folder) if folder else Path(output_dir) / ".slurm") / SUBMISSIONS_FILE
     if not log.is_file():
         return []
-    return [json.loads(line)["plot_job"] for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("plot_job")]
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [record["plot_job"] for record in records if record.get("plot_job")]
 
 
 def cancel(job_ids: Iterable[str]) -> list[str]:
