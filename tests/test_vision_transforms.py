@@ -254,7 +254,8 @@ def test_batches_can_be_pinned_for_a_gpu():
 
 
 def test_mask_targets_of_many_segments_match_one_comparison_per_segment():
-    """Past a few objects the masks come from one scatter instead of a comparison per object."""
+    """Many objects, some crowd and one cropped away: the masks are the map compared with each kept
+    object's value, in object order (objects without pixels are found by their empty row)."""
     generator = torch.Generator().manual_seed(0)
     panoptic = torch.randint(0, 31, (40, 50), generator=generator, dtype=torch.int32)
     panoptic[panoptic == 7] = 0  # object 6 has no pixel left
@@ -263,3 +264,54 @@ def test_mask_targets_of_many_segments_match_one_comparison_per_segment():
     kept = [k for k in range(30) if k % 4 and k != 6]
     assert torch.equal(masks, torch.stack([panoptic == k + 1 for k in kept]))
     assert labels.tolist() == [k % 5 for k in kept]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_enlarging_resize_of_the_crop_window_equals_resize_then_crop(seed):
+    """Enlarging resizes resample only the source window that the crop reads; the bytes must be those
+    of resizing the whole image and cropping (uint8: equal; float: up to float32 rounding of the source
+    coordinates), for channels-last images (as decoded) and contiguous ones."""
+    generator = torch.Generator().manual_seed(seed)
+    in_height, in_width = (int(v) for v in torch.randint(5, 70, (2,), generator=generator))
+    pixels = torch.randint(0, 256, (in_height, in_width, 3), generator=generator, dtype=torch.uint8)
+    images = {"channels last": pixels.permute(2, 0, 1), "contiguous": pixels.permute(2, 0, 1).contiguous(),
+              "float": pixels.permute(2, 0, 1).to(torch.float32)}
+    for _ in range(20):
+        scale = 1.0 + 3.0 * float(torch.rand((), generator=generator))
+        height = max(in_height, round(in_height * scale * (0.8 + 0.4 * float(torch.rand((), generator=generator)))))
+        width = max(in_width, round(in_width * scale))
+        crop_height = int(torch.randint(1, height + 1, (), generator=generator))
+        crop_width = int(torch.randint(1, width + 1, (), generator=generator))
+        top = int(torch.randint(0, height - crop_height + 1, (), generator=generator))
+        left = int(torch.randint(0, width - crop_width + 1, (), generator=generator))
+        for kind, image in images.items():
+            whole = F.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+            expected = whole[:, top : top + crop_height, left : left + crop_width]
+            got = T._resize_image(image, height, width, top, left, crop_height, crop_width)
+            assert got.shape == expected.shape and got.dtype == image.dtype
+            if kind == "float":
+                assert torch.allclose(got, expected, atol=0.05), kind
+            else:
+                assert torch.equal(got, expected), kind
+
+
+def test_source_window_lines_up_with_the_whole_resize():
+    for in_size, out_size, start, count in [(480, 1536, 300, 1024), (480, 1401, 200, 1024), (7, 20, 13, 5),
+                                            (10, 10, 3, 4), (640, 2048, 1024, 1024), (3, 50, 0, 50), (26, 27, 0, 23)]:
+        first, stop, begin, end = T._source_window(in_size, out_size, start, count)
+        assert 0 <= first <= start and start + count <= stop <= out_size
+        assert first * in_size == begin * out_size  # the window starts on a source pixel
+        assert end - begin != stop - first or in_size == out_size  # torch would copy, not resample
+        centres = (torch.arange(start, start + count, dtype=torch.float64) + 0.5) * in_size / out_size - 0.5
+        assert begin <= max(0, int(centres[0].floor())) and end >= min(in_size, int(centres[-1].floor()) + 2)
+
+
+def test_normalize_into_the_padded_canvas_equals_normalize_then_pad():
+    generator = torch.Generator().manual_seed(4)
+    sample = scene(generator)["panoptic"]
+    fused = T.normalize(sample, pad_to=(70, 80))
+    separate = T.pad(T.normalize(sample), 70, 80)
+    assert torch.allclose(fused.image, separate.image, atol=1e-6)
+    assert torch.equal(fused.panoptic, separate.panoptic) and torch.equal(fused.valid, separate.valid)
+    height, width = sample.size
+    assert not fused.image[:, height:].any() and not fused.image[:, :, width:].any()

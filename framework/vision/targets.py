@@ -6,6 +6,7 @@ get one binary mask per non-crowd object that still has pixels; semantic maps ca
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,35 +24,41 @@ def present_objects(sample: Sample) -> Tensor:
     return torch.ones(count, dtype=torch.bool)
 
 
-# Up to this many objects, comparing the map with each object's value builds the masks sooner than one
-# scatter (measured on 1024x1024 maps: about even at 10, scatter 1.6x faster at 25, 2x slower at 5).
-_COMPARE_UP_TO = 10
-
-
 def mask_targets(sample: Sample, things_only: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(masks bool [M, H, W], labels int64 [M]) of the non-crowd objects that have pixels, in object
     order: Mask2Former's `mask_labels` / `class_labels` for panoptic (every segment) or instance
     segmentation (pass `things_only`, bool [C] from `Categories.thing_mask()`, to keep thing classes)."""
-    # objects that a crop removed are found by counting the map's values: one pass, where reducing
-    # the masks afterwards (Tensor.any over each row) takes several times longer
-    keep = present_objects(sample) & ~sample.iscrowd
+    wanted = ~sample.iscrowd
     if things_only is not None:
-        keep &= things_only[sample.labels]
-    labels = sample.labels[keep]
+        wanted &= things_only[sample.labels]
     if sample.masks is not None:
-        return sample.masks[keep], labels
-    if len(labels) <= _COMPARE_UP_TO:
+        keep = wanted & present_objects(sample)
+        return sample.masks[keep], sample.labels[keep]
+    if sample.panoptic.device.type != "cpu":
+        keep = wanted & present_objects(sample)
         # k+1 is object k's value in the panoptic map
         values = torch.nonzero(keep).view(-1, 1, 1).to(sample.panoptic.dtype) + 1
-        return sample.panoptic.unsqueeze(0) == values, labels
-    # One scatter writes every pixel into its object's row, at a cost that barely grows with the
-    # number of objects. Row 0 collects void and the objects left out; row j+1 is kept object j.
-    row = torch.zeros(len(keep) + 1, dtype=torch.int64)
-    row[1:][keep] = torch.arange(1, len(labels) + 1)
-    height, width = sample.panoptic.shape
-    masks = torch.zeros(len(labels) + 1, height * width, dtype=torch.bool)
-    masks.scatter_(0, row[sample.panoptic].view(1, -1), True)
-    return masks[1:].view(len(labels), height, width), labels
+        return sample.panoptic.unsqueeze(0) == values, sample.labels[keep]
+    return _panoptic_masks_cpu(sample, wanted)
+
+
+def _panoptic_masks_cpu(sample: Sample, wanted: Tensor) -> tuple[Tensor, Tensor]:
+    """`mask_targets` of a panoptic map on the CPU: numpy compares the map with each wanted object's
+    value, written straight into that object's row (about 7x faster than torch's `==`, and faster than
+    one scatter of the map at any number of objects), and an object that a crop removed is found by
+    its empty row (`any` stops at the first pixel; counting the map's values first takes a pass as
+    long as ten comparisons), whose row is then reused."""
+    panoptic = sample.panoptic.numpy()
+    candidates = (torch.nonzero(wanted).view(-1) + 1).tolist()  # k+1 is object k's value in the map
+    masks = np.empty((len(candidates), *panoptic.shape), dtype=bool)
+    kept = []
+    for value in candidates:
+        row = masks[len(kept)]
+        np.equal(panoptic, value, out=row)
+        if row.any():
+            kept.append(value - 1)
+    index = torch.tensor(kept, dtype=torch.int64)
+    return torch.from_numpy(masks[: len(kept)]), sample.labels[index]
 
 
 def semantic_target(sample: Sample) -> Tensor:
