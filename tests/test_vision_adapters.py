@@ -11,11 +11,14 @@ import torch
 
 from framework.errors import FrameworkError
 from framework.vision.adapters import adapter_for
+from framework.vision.categories import Categories
 from framework.vision.metrics.classification import ClassificationScores
 from framework.vision.metrics.detection import CocoAP, Detections
+from framework.vision.metrics.panoptic import PanopticQuality
 from framework.vision.metrics.semantic import SemanticIoU
 from framework.vision.models import backbone_prefix, grouped, load_model
 from framework.vision.sample import IGNORE_LABEL, Collate, Sample
+from framework.vision.targets import semantic_target as adapter_semantic_target
 
 NAMES = ["circle", "square", "triangle"]
 
@@ -123,6 +126,79 @@ def test_detr_family_round_trip(preset):
     for pred, sample, size in zip(preds, batch.targets, [(32, 24), (32, 32)]):
         metric.update(pred, Detections.from_sample(sample), image_id=sample.image_id + size[1], image_size=size)
     assert metric.compute()["bbox_ap"] == pytest.approx(1.0)
+
+
+def _query_outputs(queries: list[tuple[int, torch.Tensor]], num_labels: int, size: tuple[int, int]) -> SimpleNamespace:
+    """Mask2Former outputs for one image where query i is sure of class label_i over mask_i (logit +-10),
+    and every other query of 6 says "no object"."""
+    logits = torch.full((1, 6, num_labels + 1), -10.0)
+    logits[0, :, num_labels] = 10.0
+    masks = torch.full((1, 6, *size), -10.0)
+    for index, (label, mask) in enumerate(queries):
+        logits[0, index, num_labels], logits[0, index, label] = -10.0, 10.0
+        masks[0, index][mask] = 10.0
+    return SimpleNamespace(class_queries_logits=logits, masks_queries_logits=masks)
+
+
+def test_mask2former_targets_leave_out_crowds_and_padding():
+    model, _ = load_model("universal_segmentation", "mask2former-tiny", NAMES)
+    adapter = adapter_for(model)
+    batch = Collate(size_divisor=32)([_scene(32, 24), _scene(32, 32)])
+    inputs = adapter.inputs(batch)
+    masks, labels = inputs["mask_labels"][0], inputs["class_labels"][0]
+    assert labels.tolist() == [1, 0]  # the crowd of triangles is no target
+    assert masks.shape == (2, 32, 32) and masks.dtype == torch.float32
+    assert masks[0, 4:12, 4:12].all() and masks[0].sum() == 64 and masks[1].sum() == 12 * 16
+    assert not masks[:, :, 24:].any()  # padding
+    model.train()
+    assert torch.isfinite(adapter.loss(model(**inputs)))
+
+
+def test_mask2former_predictions_score_perfectly_when_the_queries_are_right():
+    model, _ = load_model("universal_segmentation", "mask2former-tiny", NAMES)
+    # square and circle are things, triangle is stuff here (the crowd region is void for PQ and mIoU)
+    categories = Categories.from_names(NAMES, things=[True, True, False])
+    adapter = adapter_for(model, outputs=("panoptic", "instance", "semantic"), things=categories.thing_mask())
+    scene = _scene(32, 24)
+    batch = Collate(size_divisor=32)([scene])
+    target = batch.targets[0].panoptic
+    outputs = _query_outputs([(1, target == 1), (0, target == 2)], len(NAMES), (32, 32))
+    (pred,) = adapter.predictions(outputs, batch)
+    assert torch.equal(pred.panoptic, target.masked_fill(target == 3, 0)) and pred.segment_labels.tolist() == [1, 0]
+    assert sorted(pred.instances.labels[:2].tolist()) == [0, 1]  # the two sure queries score highest
+    pq = PanopticQuality(categories)
+    pq.update(pred.panoptic, pred.segment_labels, target, scene.labels, scene.iscrowd)
+    assert pq.compute()["pq"] == 1.0
+    ap = CocoAP(("segm",))
+    ap.update(pred.instances, Detections.from_sample(batch.targets[0], things_only=categories.thing_mask()), image_id=1)
+    assert ap.compute()["mask_ap"] == pytest.approx(1.0)
+    iou = SemanticIoU(3)
+    iou.update(pred.semantic, adapter_semantic_target(batch.targets[0]))
+    assert iou.compute()["miou"] == 1.0
+
+
+def test_mask2former_panoptic_merges_stuff_and_drops_covered_queries():
+    model, _ = load_model("universal_segmentation", "mask2former-tiny", NAMES)
+    adapter = adapter_for(model, things=torch.tensor([True, True, False]))
+    batch = Collate(size_divisor=32)([Sample(image=_image(32, 32))])
+
+    def predict(thing_columns: slice):
+        left, right, thing = (torch.zeros(32, 32, dtype=torch.bool) for _ in range(3))
+        left[:, :8], right[:, 24:], thing[:, thing_columns] = True, True, True
+        # two sure stuff queries (triangle) either side of a thing query that is less sure (0.88)
+        outputs = _query_outputs([(2, left), (2, right), (0, thing)], len(NAMES), (32, 32))
+        outputs.class_queries_logits[0, 2, :2] = torch.tensor([2.0, 0.0])
+        (pred,) = adapter.predictions(outputs, batch)
+        return pred
+
+    # the thing's mask covers columns 6..25; the stuff takes its first and last two: 16 of 20 columns
+    # (80 %) stay its own and it survives; the two stuff queries are one segment
+    pred = predict(slice(6, 26))
+    assert pred.segment_labels.tolist() == [2, 0]
+    assert (pred.panoptic == 1).sum() == 2 * 8 * 32 and (pred.panoptic == 2).sum() == 16 * 32
+    # columns 4..27: 16 of 24 stay its own (< 80 %): the thing is dropped and its pixels are void
+    pred = predict(slice(4, 28))
+    assert pred.segment_labels.tolist() == [2] and (pred.panoptic == 0).sum() == 16 * 32
 
 
 def test_from_pretrained_local_folder_keeps_weights_and_classes(tmp_path):

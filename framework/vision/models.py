@@ -24,6 +24,7 @@ _AUTO_CLASSES = {
     "classification": "AutoModelForImageClassification",
     "semantic_segmentation": "AutoModelForSemanticSegmentation",
     "object_detection": "AutoModelForObjectDetection",
+    "universal_segmentation": "AutoModelForUniversalSegmentation",  # Mask2Former: panoptic and instance
 }
 
 
@@ -101,6 +102,20 @@ def _rt_detr(labels: dict[str, Any]) -> Any:
                         decoder_n_points=2, num_denoising=20, **common)
 
 
+def _mask2former(labels: dict[str, Any]) -> Any:
+    from transformers import Mask2FormerConfig, SwinConfig
+
+    # Swin (Mask2Former's own backbone family) with one block per stage and 4x4 windows: a 128x128 image
+    # gives 32, 16, 8 and 4 pixel-square stages. Three decoder layers over 20 queries (a bundled scene
+    # has at most 6 things and 3 stuff segments). The loss samples 1024 points per mask, the pixel count
+    # of the 1/4-scale mask logits of a 128x128 image (Mask2Former: 12544 = 112^2 on 1024 crops).
+    backbone = SwinConfig(image_size=128, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 4],
+                          window_size=4, drop_path_rate=0.0, out_features=["stage1", "stage2", "stage3", "stage4"])
+    return Mask2FormerConfig(backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32,
+                             encoder_feedforward_dim=64, encoder_layers=1, decoder_layers=3, num_attention_heads=2,
+                             dim_feedforward=64, num_queries=20, train_num_points=1024, **labels)
+
+
 # (task kind, preset name) -> config builder; "tiny" is each task's default family
 PRESETS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
     ("classification", "tiny"): _vit,
@@ -114,6 +129,8 @@ PRESETS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
     ("object_detection", "conditional_detr-tiny"): _conditional_detr,
     ("object_detection", "deformable_detr-tiny"): _deformable_detr,
     ("object_detection", "rt_detr-tiny"): _rt_detr,
+    ("universal_segmentation", "tiny"): _mask2former,
+    ("universal_segmentation", "mask2former-tiny"): _mask2former,
 }
 
 # model_type -> the submodule holding the pretrained feature extractor

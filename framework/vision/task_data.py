@@ -1,6 +1,8 @@
 """Data plumbing shared by the vision tasks: where the data is (bundled synthetic COCO or a real
 folder), and the split rule for real datasets that have no labelled test split.
 
+`CocoTaskData` is the LightningDataModule of the COCO-format tasks (detection, instance, panoptic).
+
 Real COCO and ADE20K publish labels for train and val only. The tasks report on val (as papers do) as
 their test set and select checkpoints on a fixed `val_fraction` of train, held out with `split_seed`.
 """
@@ -14,9 +16,12 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from framework.errors import FrameworkError
+from framework.task import TaskDataModule
 from framework.vision.categories import Categories
 from framework.vision.coco import load_json, panoptic_file, prepare_coco, instances_file
+from framework.vision.sample import Collate
 from framework.vision.synthetic import SyntheticCocoSpec, prepare_synthetic_coco
+from framework.vision.transforms import Compose, Normalize, ResizeShortestEdge, train_transforms
 
 BUNDLED_SPLITS = {"train": "train", "val": "val", "test": "test"}
 COCO_SPLITS = {"train": "train2017", "test": "val2017"}  # val: held out of train2017
@@ -66,3 +71,35 @@ def hold_out(train: Dataset, held: Dataset, fraction: float, seed: int) -> tuple
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
     count = max(1, int(len(order) * fraction))
     return Subset(train, order[count:]), Subset(held, order[:count])
+
+
+class CocoTaskData(TaskDataModule):
+    """The data of a COCO-format task (`kind` "instances" or "panoptic"), bundled scenes or COCO 2017.
+
+    Training: random flip, scale jitter `min_scale`..`max_scale` of `crop_size` and a `crop_size` square
+    crop, padded to it; evaluation: shorter side `eval_short`, longer side at most `eval_max_size`.
+    Batches are padded to a multiple of 32 (the backbones' largest stride). Subclasses say how a split is
+    read: `read(root, split, transform)`.
+    """
+
+    kind = "instances"
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        task = config.task
+        self.collate_fn = Collate(size_divisor=32)
+        self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale))
+        self.eval_transform = Compose((ResizeShortestEdge(int(task.eval_short), int(task.eval_max_size)), Normalize()))
+        self.categories = coco_categories(task, self.kind)
+        self.class_names = self.categories.names
+
+    def read(self, root: Path, split: str, transform: Callable) -> Dataset:
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        coco_root(self.config.task, self.kind)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is None:
+            self.data_train, self.data_val, self.data_test = coco_splits(
+                self.config.task, self.kind, self.read, self.train_transform, self.eval_transform)

@@ -7,6 +7,7 @@ and the model's outputs into what the task's metric takes, so a task changes mod
     classification.py  any AutoModelForImageClassification (ViT, ResNet, ConvNeXt, ...): logits
     semantic.py        SegFormer, UperNet: per-pixel label maps at the image's size
     detr.py            DETR, Conditional DETR, Deformable DETR, RT-DETR: boxes, labels, scores
+    mask2former.py     Mask2Former: panoptic maps, instance masks and semantic maps from one model
 
 Importing this package imports no model library; adapter_for imports the family's module on demand.
 """

@@ -41,15 +41,17 @@ _FAMILIES = {
     "conditional_detr": "detr:DetrAdapter",
     "deformable_detr": "detr:DetrAdapter",
     "rt_detr": "detr:DetrAdapter",
+    "mask2former": "mask2former:Mask2FormerAdapter",
 }
 
 
-def adapter_for(model: nn.Module, kind: str | None = None) -> Adapter:
+def adapter_for(model: nn.Module, kind: str | None = None, **options: Any) -> Adapter:
     """The adapter of `model`'s family: its config's model_type, or `kind` ("classification" for any
-    image classifier, whose inputs and outputs do not depend on the architecture)."""
+    image classifier, whose inputs and outputs do not depend on the architecture). `options` go to the
+    adapter's constructor (e.g. Mask2Former's `outputs`)."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     key = kind if kind in _FAMILIES else model_type
     if key not in _FAMILIES:
         raise FrameworkError(f"no vision adapter for model type '{model_type}' (known: {', '.join(sorted(_FAMILIES))})")
     module, cls = _FAMILIES[key].split(":")
-    return getattr(importlib.import_module(f"framework.vision.adapters.{module}"), cls)(model)
+    return getattr(importlib.import_module(f"framework.vision.adapters.{module}"), cls)(model, **options)

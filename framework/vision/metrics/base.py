@@ -93,3 +93,28 @@ def _to_cpu(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_to_cpu(v) for v in value)
     return value
+
+
+class MetricSet:
+    """Several accumulators scored together: `metrics["pq"].update(...)` feeds one, `compute()` returns
+    all of their flat dicts in one (their keys must not clash), `reset()` resets each."""
+
+    def __init__(self, **metrics: Accumulator):
+        self.metrics = metrics
+
+    def __getitem__(self, name: str) -> Accumulator:
+        return self.metrics[name]
+
+    def reset(self) -> None:
+        for metric in self.metrics.values():
+            metric.reset()
+
+    def compute(self, sync: bool = True) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, metric in self.metrics.items():
+            values = metric.compute(sync)
+            clash = set(values) & set(out)
+            if clash:
+                raise ValueError(f"metric '{name}' repeats the keys {sorted(clash)}")
+            out.update(values)
+        return out
