@@ -43,10 +43,10 @@ def _env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def framework_step_ms(epochs: int, device: str, threads: int) -> float:
+def framework_step_ms(epochs: int, device: str, threads: int, overrides: list[str] = OVERRIDES) -> float:
     """`framework run` through the real CLI in a fresh process; the run's own recorded step time."""
     with tempfile.TemporaryDirectory() as output:
-        command = [sys.executable, "-m", "framework", "run", *OVERRIDES, f"task.max_epochs={epochs}",
+        command = [sys.executable, "-m", "framework", "run", *overrides, f"task.max_epochs={epochs}",
                    f"engine.accelerator={device}", "-o", output, "--force"]
         subprocess.run(command, cwd=ROOT, env=_env(threads), check=True, capture_output=True, text=True)
         (scores,) = Path(output).glob("*/*/*/scores.json")
@@ -56,15 +56,15 @@ def framework_step_ms(epochs: int, device: str, threads: int) -> float:
         return float(train["step_time_ms"])
 
 
-def child_step_ms(side: str, epochs: int, device: str, threads: int) -> float:
-    """Run this script as `--child SIDE` in a fresh process, so it starts as cold as the framework's run."""
-    command = [sys.executable, __file__, "--child", side, "--epochs", str(epochs), "--device", device,
+def child_step_ms(side: str, epochs: int, device: str, threads: int, script: str = __file__) -> float:
+    """Run `script` as `--child SIDE` in a fresh process, so it starts as cold as the framework's run."""
+    command = [sys.executable, script, "--child", side, "--epochs", str(epochs), "--device", device,
                "--threads", str(threads)]
     result = subprocess.run(command, cwd=ROOT, env=_env(threads), check=True, capture_output=True, text=True)
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def _setup(epochs: int, threads: int):
+def setup(epochs: int, threads: int, overrides: list[str] = OVERRIDES):
     """The run's resolved configuration and the task and optimizer plugins, as `framework run` has them."""
     import torch
 
@@ -74,9 +74,10 @@ def _setup(epochs: int, threads: int):
 
     torch.set_num_threads(threads)
     registry = Registry()
-    (spec,) = expand(parse_overrides([*OVERRIDES, f"task.max_epochs={epochs}"]), registry)
+    (spec,) = expand(parse_overrides([*overrides, f"task.max_epochs={epochs}"]), registry)
     config = Node(spec.config)
-    return config, registry.get("task", "digits").load(), registry.get("optimizer", "adamw_baseline").load()
+    return (config, registry.get("task", config.task.name).load(),
+            registry.get("optimizer", config.optimizer.name).load())
 
 
 def reference(epochs: int, device: str, threads: int) -> float:
@@ -87,7 +88,7 @@ def reference(epochs: int, device: str, threads: int) -> float:
     from framework.groups import GroupedModel
     from framework.run import OptimizerFactory
 
-    config, task_module, optimizer_module = _setup(epochs, threads)
+    config, task_module, optimizer_module = setup(epochs, threads)
     mlp = importlib.import_module(f"{task_module.__package__}.model").mlp
     torch.manual_seed(config.engine.seed)
     datamodule = task_module.get_datamodule(config)
@@ -134,7 +135,7 @@ def bare_lightning(epochs: int, device: str, threads: int) -> float:
     from framework.run import OptimizerFactory, quiet_lightning
 
     quiet_lightning()
-    config, task_module, optimizer_module = _setup(epochs, threads)
+    config, task_module, optimizer_module = setup(epochs, threads)
     pl.seed_everything(config.engine.seed, verbose=False)
     model, datamodule = task_module.get_task(OptimizerFactory(optimizer_module.configure_optimizers, config), config)
     timer = TrainTimer()

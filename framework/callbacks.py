@@ -91,6 +91,8 @@ def _batch_size(batch: Any) -> int:
         return len(batch)
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
         return len(batch[0])
+    if not isinstance(batch, (dict, tuple, list, str)) and hasattr(batch, "__len__"):
+        return len(batch)  # a batch object that knows its samples (framework.vision's Batch)
     from lightning.pytorch.utilities.data import extract_batch_size
 
     return extract_batch_size(batch)

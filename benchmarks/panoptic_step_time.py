@@ -1,0 +1,132 @@
+# python benchmarks/panoptic_step_time.py --epochs 3 --repeats 5 --output docs/benchmarks.md
+"""Training-step time of coco_panoptic (tiny Mask2Former, bundled scenes): `framework run` against a
+hand-written PyTorch loop over the same model, batches and optimizer.
+
+Both sides train the same thing: the task's Mask2Former (tiny preset) and its adapter, the data module's
+training loader (bundled 128x128 scenes: flip, large-scale jitter and a 128x128 crop, batch 16, shuffled
+by (seed, epoch)), AdamW with the optimizer plugin's parameter groups and its step schedule stepped after
+every step, and the recipe's gradient clipping (global norm 5.0). The reference loop is plain PyTorch:
+inputs, forward (the model computes its loss), zero_grad, backward, clip, step, scheduler step; no
+callbacks, no logging, no validation.
+
+Time per step as in benchmarks/digits_step_time.py: wall time of the training epochs (validation
+excluded) over the optimizer steps; the framework's number is the run's own `train.step_time_ms`. Each
+round runs both sides in fresh processes with the same torch threads, in alternating order; the medians
+are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from digits_step_time import child_step_ms, framework_step_ms, setup
+from vision_common import ROOT, machine, median_rounds, write_section
+
+# the bundled scenes' sizes (the recipe's 1024 crops take minutes per step on a CPU) and a larger lr,
+# as in the task README's CPU command
+OVERRIDES = ["tasks=coco_panoptic", "optimizers=adamw_baseline", "task.crop_size=128", "task.eval_short=128",
+             "task.eval_max_size=512", "optimizer.learning_rate=1e-3"]
+SECTION = "panoptic_step_time"
+
+
+def reference(epochs: int, device: str, threads: int) -> float:
+    """The hand-written loop; returns milliseconds per training step."""
+    import torch
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    from framework.run import OptimizerFactory
+
+    config, task_module, optimizer_module = setup(epochs, threads, OVERRIDES)
+    torch.manual_seed(config.engine.seed)
+    factory = OptimizerFactory(optimizer_module.configure_optimizers, config)
+    task, datamodule = task_module.get_task(factory, config)  # builds the network and its adapter
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    network, adapter = task.network.to(device), task.adapter
+    configured = factory(task.model, epochs * len(loader))
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    parameters = [p for p in network.parameters() if p.requires_grad]
+    clip = float(config.engine.gradient_clip_val)
+    network.train()
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    gc.collect()
+    gc.freeze()  # as the engine does around fit
+    seconds, steps = 0.0, 0
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        sync()
+        start = time.perf_counter()
+        for batch in loader:
+            batch = move_data_to_device(batch, device)
+            loss = network(**adapter.inputs(batch)).loss
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, clip)
+            optimizer.step()
+            scheduler.step()
+            steps += 1
+        sync()
+        seconds += time.perf_counter() - start
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"the reference loop diverged: loss {loss.item()}")
+    return 1000 * seconds / steps
+
+
+def _markdown(args, rows: list[dict[str, float]], median: dict[str, float]) -> str:
+    command = (f"python benchmarks/panoptic_step_time.py --epochs {args.epochs} --repeats {args.repeats} "
+               f"--threads {args.threads} --device {args.device}")
+    ratio = median["framework"] / median["reference"]
+    lines = [
+        f"Measured {date.today().isoformat()} with `{command}` on {machine()}; {args.threads} torch thread(s) "
+        "on both sides. Times in ms per training step (batch 16).",
+        "",
+        "| round | framework | reference | framework / reference |",
+        "|---|---|---|---|",
+        *(f"| {i} | {r['framework']:.1f} | {r['reference']:.1f} | {r['framework'] / r['reference']:.3f} |"
+          for i, r in enumerate(rows, 1)),
+        f"| **median** | **{median['framework']:.1f}** | **{median['reference']:.1f}** | **{ratio:.3f}** |",
+        "",
+        f"Ratio framework / reference (medians): **{ratio:.3f}x** (target <= 1.05x); median of the rounds' "
+        f"own ratios: {statistics.median(r['framework'] / r['reference'] for r in rows):.3f}x.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs per run (16 steps each)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of both measurements; medians compared")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides (default 2)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
+                        help="markdown file whose marked section is replaced ('-' prints only)")
+    parser.add_argument("--child", choices=("reference",), help=argparse.SUPPRESS)  # one side, in its own process
+    args = parser.parse_args()
+    if args.child:
+        print(reference(args.epochs, args.device, args.threads))
+        return 0
+    accelerator = "gpu" if args.device == "cuda" else "cpu"
+    median, rows = median_rounds({
+        "framework": lambda: framework_step_ms(args.epochs, accelerator, args.threads, OVERRIDES),
+        "reference": lambda: child_step_ms("reference", args.epochs, args.device, args.threads, __file__),
+    }, args.repeats)
+    snippet = _markdown(args, rows, median)
+    print(snippet)
+    if args.output != "-":
+        write_section(Path(args.output), SECTION, snippet)
+        print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
