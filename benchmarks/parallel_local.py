@@ -7,6 +7,7 @@ start-up (each worker imports torch and Lightning once, not once per cell)."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -32,10 +33,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100, help="digits epochs per cell (about 0.1 s each)")
     options = parser.parse_args()
     args = grid(options.cells, options.epochs)
+    load = os.getloadavg()[0]  # other work on the machine skews both timings: say how busy it was
     with tempfile.TemporaryDirectory() as folder:
         one = wall_seconds(args, 1, folder)
         two = wall_seconds(args, 2, folder)
-    print(f"{options.cells} digits cells x {options.epochs} epochs")
+    print(f"{options.cells} digits cells x {options.epochs} epochs "
+          f"(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after, {os.cpu_count()} CPUs)")
     print(f"engine.workers=1: {one:.1f} s")
     print(f"engine.workers=2: {two:.1f} s")
     print(f"speed-up: {one / two:.2f}x (target >= 1.8x on 2 cores)")

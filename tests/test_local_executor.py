@@ -85,3 +85,21 @@ def test_two_devices_train_with_ddp_spawn_in_a_worker(tmp_path):
     (run,) = load_runs(out)
     assert run["state"] == "done", proc.stdout + proc.stderr
     assert 0.3 < run["last/test_acc"] <= 1.0  # two gloo processes trained it, starting from chance (0.1)
+
+
+def test_idle_workers_stop_together_and_exit_cleanly():
+    """Workers skip the interpreter's teardown (os._exit after flushing): a stopped worker exits with 0."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    from framework.executors.local import _Worker
+
+    context = multiprocessing.get_context("spawn")
+    pool = [_Worker(context, {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}) for _ in range(2)]
+    for worker in pool:
+        assert wait([worker.connection], timeout=120) and worker.connection.recv() is None  # ready
+    for worker in pool:
+        worker.ask_to_stop()
+    for worker in pool:
+        worker.stop()
+    assert [worker.process.exitcode for worker in pool] == [0, 0]

@@ -229,3 +229,15 @@ def test_model_loading_errors_are_one_clear_line(tmp_path):
         load_model("classification", str(tmp_path / "nowhere"), NAMES)
     with pytest.raises(FrameworkError, match="no vision adapter for model type"):
         adapter_for(torch.nn.Linear(2, 2))
+
+
+def test_mask2former_from_a_local_folder_trains_its_swin_backbone_at_the_multiplier(tmp_path):
+    model, _ = load_model("universal_segmentation", "tiny", NAMES)
+    model.save_pretrained(tmp_path / "m2f")
+    loaded, pretrained = load_model("universal_segmentation", str(tmp_path / "m2f"), NAMES)
+    assert pretrained and backbone_prefix(loaded) == "model.pixel_level_module.encoder"
+    groups = grouped(loaded, pretrained, 0.1)
+    rates = {g["name"]: g["lr"] for g in groups.param_groups(1.0, 0.0)}
+    assert rates["backbone/decay"] == pytest.approx(0.1) and rates["default/decay"] == 1.0
+    backbone = {n for g in groups.parameter_groups() if g.name.startswith("backbone/") for n in g.names}
+    assert backbone and all(n.startswith("model.pixel_level_module.encoder.") for n in backbone)
