@@ -66,6 +66,14 @@ def test_without_gpus_the_cpu_threads_are_split(monkeypatch):
     assert all(env["CUDA_VISIBLE_DEVICES"] == "" for env in environments)
 
 
+def test_the_thread_split_respects_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert worker_environments(1, 1)[0]["OMP_NUM_THREADS"] == "1"  # not every core
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    assert [env["OMP_NUM_THREADS"] for env in worker_environments(2, 1)] == ["4", "4"]
+
+
 def test_prepare_runs_each_task_configuration_once(tmp_path):
     plugins = flaky_plugin(tmp_path / "plugins")
     log = tmp_path / "prepared.txt"

@@ -40,7 +40,8 @@ def visible_gpus() -> list[str]:
 
 
 def worker_environments(workers: int, devices_per_run: int) -> list[dict[str, str]]:
-    """The environment variables of each worker: its GPUs, or its share of the CPU threads."""
+    """The environment variables of each worker: its GPUs, or its share of the CPU threads (of
+    OMP_NUM_THREADS when set, else of every core)."""
     gpus = visible_gpus()
     if gpus:
         if workers * devices_per_run > len(gpus):
@@ -49,8 +50,17 @@ def worker_environments(workers: int, devices_per_run: int) -> list[dict[str, st
                 f"{len(gpus)} visible; lower engine.workers"
             )
         return [{"CUDA_VISIBLE_DEVICES": ",".join(gpus[i * devices_per_run:(i + 1) * devices_per_run])} for i in range(workers)]
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    threads = str(max(1, _thread_budget() // workers))
     return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "CUDA_VISIBLE_DEVICES": ""} for _ in range(workers)]
+
+
+def _thread_budget() -> int:
+    """The CPU threads the grid may use: OMP_NUM_THREADS when the user set it (a shared machine, a
+    benchmark), else every core."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return os.cpu_count() or 1
 
 
 def _die_with_parent() -> None:
