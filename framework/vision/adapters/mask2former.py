@@ -8,9 +8,9 @@ classes plus "no object" and mask logits at 1/4 of the padded input size.
 Predictions (upsampled to the padded batch size; padding is void or outside every mask), each as the
 paper's inference does it:
 - panoptic: keep queries whose best class is a real class with probability above `object_threshold`;
-  each pixel goes to the kept query with the highest score x mask probability; a query keeps its
-  segment when at least `overlap_threshold` of its own mask (probability >= 0.5) survived that; stuff
-  segments of one class merge. Out: an index map (0 = void, k = segment k-1) and the segments' labels.
+  each pixel goes to the kept query with the highest score x mask probability; a query keeps the
+  pixels it won inside its own mask (probability >= 0.5) when it won at least `overlap_threshold` as
+  many pixels as that mask has; stuff segments of one class merge. Out: an index map (0 = void, k = segment k-1) and the segments' labels.
 - instance: the `max_detections` best (query, thing class) pairs by class probability, each with its
   mask (logit > 0) and the score class probability x mean mask probability inside the mask.
 - semantic: per pixel the class with the highest sum over queries of class x mask probability.
@@ -107,10 +107,11 @@ class Mask2FormerAdapter(Adapter):
         own_masks = mask_probs >= 0.5
         stuff_segment: dict[int, int] = {}  # stuff label -> its segment's value in the map
         for query, label in enumerate(labels.tolist()):
-            own = own_masks[query]
-            segment = (owner == query) & own
-            own_area, area = int(own.sum()), int(segment.sum())
-            if own_area == 0 or area == 0 or area / own_area < self.overlap_threshold:
+            won = owner == query
+            segment = won & own_masks[query]
+            own_area, won_area = int(own_masks[query].sum()), int(won.sum())
+            # the paper's test: the pixels the query won against its own mask's (probability >= 0.5)
+            if own_area == 0 or not bool(segment.any()) or won_area / own_area < self.overlap_threshold:
                 continue
             if not bool(self.things[label]) and label in stuff_segment:
                 index_map[segment] = stuff_segment[label]
