@@ -93,6 +93,19 @@ def test_set_prediction_training_learns_its_scenes(task, metric, steps, override
     assert after > before + 0.3, f"{metric} went from {before:.3f} to only {after:.3f}"
 
 
+def test_evaluation_loss_does_not_depend_on_the_training_random_state(tmp_path):
+    """Mask2Former's loss samples points at random: a validation at any moment of training (or by
+    `framework evaluate`, later) gives the same loss, and the training stream is left as it was."""
+    model, datamodule = _build("coco_instance", tmp_path, "task.batch_size=4", "task.eval_short=64")
+    trainer = _trainer(limit_val_batches=2)
+    losses = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        losses.append(trainer.validate(model, datamodule=datamodule, verbose=False)[0]["val_loss"])
+        assert torch.initial_seed() == seed
+    assert losses[0] == losses[1]
+
+
 @pytest.mark.parametrize(("task", "key"), [("classification", "image folder"), ("semantic_segmentation", "COCO data"),
                                            ("coco_detection", "COCO data"), ("coco_panoptic", "COCO data"),
                                            ("coco_instance", "COCO data")])

@@ -50,16 +50,21 @@ class VisionTaskModel(TaskModel):
         self.log_train_loss(loss, batch_size=len(batch))
         return loss
 
-    def _evaluate(self, batch: Any, split: str) -> None:
-        outputs = self.network(**self.adapter.inputs(batch))
+    def _evaluate(self, batch: Any, split: str, batch_idx: int) -> None:
+        # Some losses sample (Mask2Former's loss reads its masks at random points): each evaluation batch
+        # draws from a generator seeded by its index, so a checkpoint scores the same loss whenever it is
+        # evaluated (`framework evaluate` reproduces it), and the training stream is restored afterwards.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(batch_idx)
+            outputs = self.network(**self.adapter.inputs(batch))
         self.log_scalars({f"{split}_loss": self.adapter.loss(outputs)}, batch_size=len(batch))
         self.update_metric(self.adapter.predictions(outputs, batch), batch)
 
     def validation_step(self, batch, batch_idx):
-        self._evaluate(batch, "val")
+        self._evaluate(batch, "val", batch_idx)
 
     def test_step(self, batch, batch_idx):
-        self._evaluate(batch, "test")
+        self._evaluate(batch, "test", batch_idx)
 
     def on_validation_epoch_start(self) -> None:
         self.metric = self.new_metric()
