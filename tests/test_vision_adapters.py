@@ -231,6 +231,21 @@ def test_model_loading_errors_are_one_clear_line(tmp_path):
         adapter_for(torch.nn.Linear(2, 2))
 
 
+def test_mask2former_padding_counts_for_no_query():
+    model, _ = load_model("universal_segmentation", "mask2former-tiny", NAMES)
+    adapter = adapter_for(model, things=torch.tensor([True, True, False]))
+    # a 32 x 24 image padded to 32 x 32: a thing query (first, less sure) over columns 4..19 and a sure
+    # stuff query over columns 0..11, which takes half of the thing's mask: the thing is dropped. Padding
+    # has probability 0 under every query; were it counted, the first query would win its 256 pixels.
+    batch = Collate(size_divisor=32)([Sample(image=_image(32, 24))])
+    thing, stuff = torch.zeros(32, 32, dtype=torch.bool), torch.zeros(32, 32, dtype=torch.bool)
+    thing[:, 4:20], stuff[:, :12] = True, True
+    outputs = _query_outputs([(0, thing), (2, stuff)], len(NAMES), (32, 32))
+    outputs.class_queries_logits[0, 0, :2] = torch.tensor([2.0, 0.0])
+    (pred,) = adapter.predictions(outputs, batch)
+    assert pred.segment_labels.tolist() == [2] and (pred.panoptic[:, 24:] == 0).all()
+
+
 def test_mask2former_from_a_local_folder_trains_its_swin_backbone_at_the_multiplier(tmp_path):
     model, _ = load_model("universal_segmentation", "tiny", NAMES)
     model.save_pretrained(tmp_path / "m2f")

@@ -85,7 +85,7 @@ class Mask2FormerAdapter(Adapter):
             logits = logits.masked_fill(~image_valid, -torch.inf)
             prediction = SegmentationPrediction()
             if "panoptic" in self.outputs:
-                prediction.panoptic, prediction.segment_labels = self.panoptic(probs, logits)
+                prediction.panoptic, prediction.segment_labels = self.panoptic(probs, logits, image_valid)
             if "instance" in self.outputs:
                 prediction.instances = self.instances(probs, logits)
             if "semantic" in self.outputs:
@@ -93,8 +93,9 @@ class Mask2FormerAdapter(Adapter):
             out.append(prediction)
         return out
 
-    def panoptic(self, probs: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
-        """One image: class probabilities [Q, C+1] and mask logits [Q, H, W] -> (index map, labels)."""
+    def panoptic(self, probs: Tensor, logits: Tensor, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One image: class probabilities [Q, C+1], mask logits [Q, H, W] and the image's own pixels
+        (bool [H, W], False on padding) -> (index map, labels)."""
         scores, labels = probs.max(-1)
         keep = (labels != self.num_labels) & (scores > self.object_threshold)
         height, width = logits.shape[-2:]
@@ -104,6 +105,8 @@ class Mask2FormerAdapter(Adapter):
             return index_map, torch.zeros(0, dtype=torch.int64)
         scores, labels, mask_probs = scores[keep], labels[keep], logits[keep].sigmoid()
         owner = (scores.view(-1, 1, 1) * mask_probs).argmax(0)  # the query each pixel goes to
+        if valid is not None:  # padding (probability 0 everywhere) would all go to query 0
+            owner = owner.masked_fill(~valid, -1)
         own_masks = mask_probs >= 0.5
         stuff_segment: dict[int, int] = {}  # stuff label -> its segment's value in the map
         for query, label in enumerate(labels.tolist()):
