@@ -24,18 +24,16 @@ import gc
 import importlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, machine, median_rounds, ms_per_step, publish
+
 OVERRIDES = ["tasks=digits", "optimizers=adamw_baseline"]
-BEGIN, END = "<!-- digits_step_time: begin -->", "<!-- digits_step_time: end -->"
 SIDES = ("framework", "lightning", "reference")
 
 
@@ -100,30 +98,19 @@ def reference(epochs: int, device: str, threads: int) -> float:
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     model.train()
 
-    def sync() -> None:
-        if device == "cuda":
-            torch.cuda.synchronize()
-
     gc.collect()
     gc.freeze()  # as the engine does around fit (it makes no difference to this loop, which allocates little)
-    seconds, steps = 0.0, 0
-    for epoch in range(epochs):
-        loader.sampler.set_epoch(epoch)
-        sync()
-        start = time.perf_counter()
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            steps += 1
-        sync()
-        seconds += time.perf_counter() - start
-    if not torch.isfinite(loss):
-        raise RuntimeError(f"the reference loop diverged: loss {loss.item()}")
-    return 1000 * seconds / steps
+
+    def train_step(batch):
+        x, y = (t.to(device, non_blocking=True) for t in batch)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return loss
+
+    return ms_per_step(loader, epochs, device, train_step)
 
 
 def bare_lightning(epochs: int, device: str, threads: int) -> float:
@@ -159,14 +146,13 @@ def _cells(row: dict[str, float]) -> list[str]:
     return [f"{row[side]:.3f}" for side in SIDES] + [f"{ratio:.2f}" for ratio in ratios]
 
 
-def _markdown(args, rows: list[dict[str, float]], machine: dict[str, str]) -> str:
+def _markdown(args, rows: list[dict[str, float]]) -> str:
     median = {side: statistics.median(row[side] for row in rows) for side in SIDES}
     per_round = statistics.median(row["framework"] / row["reference"] for row in rows)
     command = (f"python benchmarks/digits_step_time.py --epochs {args.epochs} --repeats {args.repeats} "
                f"--threads {args.threads} --device {args.device}")
     lines = [
-        BEGIN,
-        f"Measured {date.today().isoformat()} with `{command}` on {machine}; "
+        f"Measured {date.today().isoformat()} with `{command}` on {machine('lightning')}; "
         f"{args.threads} torch thread(s) on every side. Times in ms per training step.",
         "",
         "| round | framework | bare Lightning | reference | framework / reference | bare Lightning / reference |",
@@ -176,33 +162,8 @@ def _markdown(args, rows: list[dict[str, float]], machine: dict[str, str]) -> st
         "",
         f"Ratio framework / reference (medians): **{median['framework'] / median['reference']:.2f}x** "
         f"(target <= 1.5x); median of the rounds' own ratios: {per_round:.2f}x.",
-        END,
     ]
-    return "\n".join(lines) + "\n"
-
-
-def _write(path: Path, snippet: str) -> None:
-    """Replace the marked section of `path` (or append it), leaving the rest of the file as it is."""
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + snippet.rstrip("\n") + text[text.index(END) + len(END):]
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + snippet
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
-def _machine() -> str:
-    import lightning
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu} ({os.cpu_count()} CPUs), Python {platform.python_version()}, torch {torch.__version__}, "
-            f"lightning {lightning.__version__}")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -226,21 +187,10 @@ def main() -> int:
         "lightning": lambda: child_step_ms("lightning", args.epochs, args.device, args.threads),
         "reference": lambda: child_step_ms("reference", args.epochs, args.device, args.threads),
     }
-    rows = []
-    print(" round  framework  bare Lightning  reference  (ms/step)  framework/reference", flush=True)
-    for i in range(1, args.repeats + 1):
-        # Alternate the order, so a slow spell of the machine does not always hit the same side.
-        order = SIDES if i % 2 else SIDES[::-1]
-        row = {side: measure[side]() for side in order}
-        rows.append(row)
-        print(f"{i:>6}  {row['framework']:>9.3f}  {row['lightning']:>14.3f}  {row['reference']:>9.3f}  "
-              f"{row['framework'] / row['reference']:>30.2f}", flush=True)
-    snippet = _markdown(args, rows, _machine())
-    ratio = statistics.median(r["framework"] for r in rows) / statistics.median(r["reference"] for r in rows)
-    print(f"median ratio framework / reference: {ratio:.2f}x")
-    if args.output != "-":
-        _write(Path(args.output), snippet)
-        print(f"wrote {args.output}")
+    print("ms per step", flush=True)
+    median, rows = median_rounds(measure, args.repeats)
+    print(f"median ratio framework / reference: {median['framework'] / median['reference']:.2f}x")
+    publish(_markdown(args, rows), args.output, "digits_step_time")
     return 0
 
 

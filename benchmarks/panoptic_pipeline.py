@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vision_common import ROOT, machine, median_rounds, seconds, write_section
+from common import ROOT, machine, median_rounds, publish, seconds
 
 SIZE = 1024
 
@@ -123,10 +123,7 @@ def main() -> int:
         f"{counts['ours']} ours, {counts['reference']} transformers (the crop windows are rounded differently at "
         "their edges, so a sliver of a segment can survive on one side only).",
     ])
-    print(snippet)
-    if args.output != "-":
-        write_section(Path(args.output), "panoptic_pipeline", snippet)
-        print(f"wrote {args.output}")
+    publish(snippet, args.output, "panoptic_pipeline")
     return 0
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from vision_common import ROOT, machine, median_rounds, seconds, write_predictions, write_section
+from common import ROOT, machine, median_rounds, publish, seconds
+from vision_common import write_predictions
 
 # The figures on this project's 2-CPU VM, ms per 256x256 image: COCO's own pq_compute (PNG reading
 # included) and torchmetrics. COCO's script is no package and cannot be run here, so its time on the machine
@@ -129,10 +130,7 @@ def main() -> int:
         f"All three sides gave PQ {values['pq']:.6f}, SQ {values['sq']:.6f}, RQ {values['rq']:.6f} "
         "(checked to 1e-6 every round).",
     ])
-    print(snippet)
-    if args.output != "-":
-        write_section(Path(args.output), "panoptic_quality", snippet)
-        print(f"wrote {args.output}")
+    publish(snippet, args.output, "panoptic_quality")
     return 0
 
 

@@ -21,12 +21,10 @@ import argparse
 import gc
 import statistics
 import sys
-import time
 from datetime import date
-from pathlib import Path
 
+from common import ROOT, machine, median_rounds, ms_per_step, publish
 from digits_step_time import child_step_ms, framework_step_ms, setup
-from vision_common import ROOT, machine, median_rounds, write_section
 
 # the bundled scenes' sizes (the recipe's 1024 crops take minutes per step on a CPU) and a larger lr,
 # as in the task README's CPU command
@@ -55,31 +53,20 @@ def reference(epochs: int, device: str, threads: int) -> float:
     clip = float(config.engine.gradient_clip_val)
     network.train()
 
-    def sync() -> None:
-        if device == "cuda":
-            torch.cuda.synchronize()
-
     gc.collect()
     gc.freeze()  # as the engine does around fit
-    seconds, steps = 0.0, 0
-    for epoch in range(epochs):
-        loader.sampler.set_epoch(epoch)
-        sync()
-        start = time.perf_counter()
-        for batch in loader:
-            batch = move_data_to_device(batch, device)
-            loss = network(**adapter.inputs(batch)).loss
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, clip)
-            optimizer.step()
-            scheduler.step()
-            steps += 1
-        sync()
-        seconds += time.perf_counter() - start
-    if not torch.isfinite(loss):
-        raise RuntimeError(f"the reference loop diverged: loss {loss.item()}")
-    return 1000 * seconds / steps
+
+    def train_step(batch):
+        batch = move_data_to_device(batch, device)
+        loss = network(**adapter.inputs(batch)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+        optimizer.step()
+        scheduler.step()
+        return loss
+
+    return ms_per_step(loader, epochs, device, train_step)
 
 
 def _markdown(args, rows: list[dict[str, float]], median: dict[str, float]) -> str:
@@ -120,11 +107,7 @@ def main() -> int:
         "framework": lambda: framework_step_ms(args.epochs, accelerator, args.threads, OVERRIDES),
         "reference": lambda: child_step_ms("reference", args.epochs, args.device, args.threads, __file__),
     }, args.repeats)
-    snippet = _markdown(args, rows, median)
-    print(snippet)
-    if args.output != "-":
-        write_section(Path(args.output), SECTION, snippet)
-        print(f"wrote {args.output}")
+    publish(_markdown(args, rows, median), args.output, SECTION)
     return 0
 
 

@@ -1,62 +1,13 @@
-# (imported by benchmarks/panoptic_quality.py and benchmarks/panoptic_pipeline.py; not run by itself)
-"""What the vision benchmarks share: the machine's description, writing a marked section of
-docs/benchmarks.md, and synthetic panoptic predictions written as COCO-format files."""
+# (imported by benchmarks/panoptic_quality.py; not run by itself)
+"""Synthetic panoptic predictions written as COCO-format files, for the panoptic-quality benchmark
+(what every benchmark shares is in common.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import statistics
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu} ({os.cpu_count()} CPUs), Python {platform.python_version()}, torch {torch.__version__}"
-
-
-def write_section(path: Path, name: str, snippet: str) -> None:
-    """Replace the section between `<!-- name: begin -->` and `<!-- name: end -->` (or append it)."""
-    begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
-    body = f"{begin}\n{snippet.strip()}\n{end}"
-    text = path.read_text() if path.exists() else ""
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end):]
-    else:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + body + "\n"
-    path.write_text(text)
-
-
-def median_rounds(sides: dict[str, Callable[[], float]], rounds: int) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Each side's result per round, the sides in alternating order (a slow spell of a shared machine
-    then hits every side alike), and the medians."""
-    rows = []
-    names = list(sides)
-    for index in range(rounds):
-        order = names if index % 2 == 0 else names[::-1]
-        row = {name: sides[name]() for name in order}
-        rows.append({name: row[name] for name in names})
-        print("  ".join(f"{name} {value:.3f}" for name, value in rows[-1].items()), flush=True)
-    return {name: statistics.median(r[name] for r in rows) for name in names}, rows
-
-
-def seconds(work: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
 
 
 def write_predictions(root: Path, split: str, out: Path, seed: int = 0) -> Path:
