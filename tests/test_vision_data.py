@@ -220,3 +220,16 @@ def test_synthetic_classification_folders(tmp_path):
     assert sorted(int(dataset[i].labels) for i in range(12)) == sorted(list(range(6)) * 2)
     with pytest.raises(FrameworkError, match="image folder not found: looked for"):
         ImageFolder(root, "missing")
+
+
+def test_held_out_validation_shares_no_sample_and_reads_with_the_eval_transform(synthetic):
+    from framework.vision.task_data import hold_out
+    from framework.vision.transforms import eval_transforms
+
+    train_transform, eval_transform = train_transforms(64, 0.5, 1.5), eval_transforms(48, 64)
+    reader = CocoInstances(synthetic, "train", train_transform, masks=False)
+    train, val = hold_out(reader, eval_transform, 0.25, seed=0)
+    assert set(train.indices).isdisjoint(val.indices) and len(train) + len(val) == len(reader)
+    assert train.dataset.transform is train_transform and val.dataset.transform is eval_transform
+    assert val[0].image.shape[1:] == (48, 56)  # the eval resize (shorter side 48) of a 48x56 scene, no crop
+    assert hold_out(reader, eval_transform, 0.25, seed=0)[1].indices == val.indices  # fixed by the seed

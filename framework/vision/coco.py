@@ -85,9 +85,11 @@ def load_json(path: Path, what: str) -> dict[str, Any]:
         raise FrameworkError(f"{what} not found: {path}; see {DATA_DOC} for how to get it") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FrameworkError(f"cannot read {what} {path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise FrameworkError(f"malformed {what} {path}: missing a top-level object")
     missing = [key for key in ("images", "annotations", "categories") if key not in data]
-    if not isinstance(data, dict) or missing:
-        raise FrameworkError(f"malformed {what} {path}: missing {', '.join(missing) or 'a top-level object'}")
+    if missing:
+        raise FrameworkError(f"malformed {what} {path}: missing {', '.join(missing)}")
     return data
 
 

@@ -9,21 +9,20 @@ their test set and select checkpoints on a fixed `val_fraction` of train, held o
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch.utils.data import Dataset, Subset
 
-from framework.errors import FrameworkError
 from framework.task import TaskDataModule
 from framework.vision.categories import Categories
 from framework.vision.coco import load_json, panoptic_file, prepare_coco, instances_file
 from framework.vision.sample import Collate
 from framework.vision.synthetic import SyntheticCocoSpec, prepare_synthetic_coco
-from framework.vision.transforms import Compose, Normalize, ResizeShortestEdge, train_transforms
+from framework.vision.transforms import eval_transforms, train_transforms
 
-BUNDLED_SPLITS = {"train": "train", "val": "val", "test": "test"}
 COCO_SPLITS = {"train": "train2017", "test": "val2017"}  # val: held out of train2017
 
 
@@ -32,13 +31,13 @@ def bundled_spec(task: Any) -> SyntheticCocoSpec:
     return SyntheticCocoSpec(height=size, width=size, max_objects=int(task.get("bundled_max_objects", 6)))
 
 
-def coco_root(task: Any, kind: str, check: bool = True) -> Path:
+def coco_root(task: Any, kind: str) -> Path:
     """The COCO-format root: the bundled scenes when task.data_dir is null, else the real folder
     (checked, so a missing one is one clear error naming the path)."""
     if task.data_dir is None:
         return prepare_synthetic_coco(bundled_spec(task))
     root = Path(task.data_dir).expanduser()
-    return prepare_coco(root, tuple(COCO_SPLITS.values()), kinds=(kind,)) if check else root
+    return prepare_coco(root, tuple(COCO_SPLITS.values()), kinds=(kind,))
 
 
 def coco_categories(task: Any, kind: str) -> Categories:
@@ -46,9 +45,7 @@ def coco_categories(task: Any, kind: str) -> Categories:
     root = coco_root(task, kind)
     split = "val" if task.data_dir is None else COCO_SPLITS["test"]
     path = panoptic_file(root, split) if kind == "panoptic" else instances_file(root, split)
-    data = load_json(path, f"COCO {kind} annotations")
-    if "categories" not in data:
-        raise FrameworkError(f"{path} has no 'categories' list")
+    data = load_json(path, f"COCO {kind} annotations")  # which checks that it has categories
     return Categories.from_coco(data["categories"], str(path))
 
 
@@ -60,14 +57,17 @@ def coco_splits(task: Any, kind: str, reader: Callable[..., Dataset],
         return (reader(root, "train", train_transform), reader(root, "val", eval_transform),
                 reader(root, "test", eval_transform))
     train = reader(root, COCO_SPLITS["train"], train_transform)
-    held = reader(root, COCO_SPLITS["train"], eval_transform)
-    train, val = hold_out(train, held, float(task.val_fraction), int(task.split_seed))
+    train, val = hold_out(train, eval_transform, float(task.val_fraction), int(task.split_seed))
     return train, val, reader(root, COCO_SPLITS["test"], eval_transform)
 
 
-def hold_out(train: Dataset, held: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset]:
-    """A fixed random `fraction` of `held` (the same samples as `train`, with eval transforms) for
-    validation, the rest of `train` for training: they never share a sample."""
+def hold_out(train: Dataset, eval_transform: Callable, fraction: float, seed: int) -> tuple[Subset, Subset]:
+    """A fixed random `fraction` of `train`'s samples, read with `eval_transform`, for validation, the
+    rest of `train` for training: they never share a sample. The validation side is a shallow copy of
+    the reader with its transform swapped (every reader keeps it in `.transform`), so the annotation
+    file or folder listing is read once."""
+    held = copy.copy(train)
+    held.transform = eval_transform
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
     count = max(1, int(len(order) * fraction))
     return Subset(train, order[count:]), Subset(held, order[:count])
@@ -89,7 +89,7 @@ class CocoTaskData(TaskDataModule):
         task = config.task
         self.collate_fn = Collate(size_divisor=32)
         self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale))
-        self.eval_transform = Compose((ResizeShortestEdge(int(task.eval_short), int(task.eval_max_size)), Normalize()))
+        self.eval_transform = eval_transforms(int(task.eval_short), int(task.eval_max_size))
         self.categories = coco_categories(task, self.kind)
         self.class_names = self.categories.names
 

@@ -48,6 +48,6 @@ class ClassificationDataModule(TaskDataModule):
             self.data_val = ImageFolder(root, "val", self.eval_transform)
             self.data_test = ImageFolder(root, "test", self.eval_transform)
             return
-        train, held = ImageFolder(root, "train", self.train_transform), ImageFolder(root, "train", self.eval_transform)
-        self.data_train, self.data_val = hold_out(train, held, float(task.val_fraction), int(task.split_seed))
+        train = ImageFolder(root, "train", self.train_transform)
+        self.data_train, self.data_val = hold_out(train, self.eval_transform, float(task.val_fraction), int(task.split_seed))
         self.data_test = ImageFolder(root, "val", self.eval_transform)

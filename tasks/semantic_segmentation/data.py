@@ -14,7 +14,7 @@ from framework.vision.coco import CocoPanoptic
 from framework.vision.folders import ADE20K, prepare_ade20k
 from framework.vision.sample import Collate
 from framework.vision.task_data import coco_categories, coco_root, coco_splits, hold_out
-from framework.vision.transforms import Compose, Normalize, ResizeShortestEdge, train_transforms
+from framework.vision.transforms import eval_transforms, train_transforms
 
 DATASETS = ("coco", "ade20k")
 
@@ -27,7 +27,7 @@ class SemanticDataModule(TaskDataModule):
             raise FrameworkError(f"task.dataset '{task.dataset}' is not one of {', '.join(DATASETS)}")
         self.collate_fn = Collate(size_divisor=32)  # SegFormer and UperNet downsample by 32
         self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale))
-        self.eval_transform = Compose((ResizeShortestEdge(int(task.eval_short), int(task.eval_max_size)), Normalize()))
+        self.eval_transform = eval_transforms(int(task.eval_short), int(task.eval_max_size))
         self.class_names = self._categories().names
 
     def _categories(self):
@@ -53,6 +53,6 @@ class SemanticDataModule(TaskDataModule):
             self.data_train, self.data_val, self.data_test = coco_splits(
                 task, "panoptic", CocoPanoptic, self.train_transform, self.eval_transform)
             return
-        train, held = ADE20K(task.data_dir, "train", self.train_transform), ADE20K(task.data_dir, "train", self.eval_transform)
-        self.data_train, self.data_val = hold_out(train, held, float(task.val_fraction), int(task.split_seed))
+        train = ADE20K(task.data_dir, "train", self.train_transform)
+        self.data_train, self.data_val = hold_out(train, self.eval_transform, float(task.val_fraction), int(task.split_seed))
         self.data_test = ADE20K(task.data_dir, "val", self.eval_transform)
