@@ -85,8 +85,9 @@ class EpochSeed(Callback):
             torch.manual_seed(value)
 
 
-def _batch_size(batch: Any) -> int:
-    """Samples in a batch: the length of its first tensor (a batch of several tensors shares it)."""
+def batch_size_of(batch: Any) -> int:
+    """Samples in a batch: the length of its first tensor (a batch of several tensors shares it), or of
+    a batch object that knows its samples; else Lightning's guess."""
     if isinstance(batch, torch.Tensor):
         return len(batch)
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
@@ -173,7 +174,6 @@ class TrainTimer(Callback):
         self.optimizer = _OptimizerStepClock()
         self._start: float | None = None
         self._start_step = 0
-        self._world_size = 1
 
     def _sync(self, trainer) -> None:
         if trainer.strategy.root_device.type == "cuda":
@@ -187,7 +187,6 @@ class TrainTimer(Callback):
             self._start = None
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self._world_size = trainer.world_size
         self.optimizer.attach(trainer.optimizers, trainer.strategy.root_device)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -198,7 +197,7 @@ class TrainTimer(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         # Each device sees its share of the samples (a distributed sampler splits them evenly).
-        self.samples += _batch_size(batch) * self._world_size
+        self.samples += batch_size_of(batch) * trainer.world_size
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._sync(trainer)

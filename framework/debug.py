@@ -14,7 +14,8 @@ def batch_activations(model: Any, batch: Any) -> dict[str, torch.Tensor]:
     """`model.activations(batch)` in eval mode without gradients, checked against the contract: a dict
     of tensors by name, each with the batch as its first dimension. The model's mode is restored."""
     from lightning.fabric.utilities.apply_func import move_data_to_device
-    from lightning.pytorch.utilities.data import extract_batch_size
+
+    from framework.callbacks import batch_size_of
 
     task = model.config.task.name
     batch = move_data_to_device(batch, model.device)
@@ -25,7 +26,7 @@ def batch_activations(model: Any, batch: Any) -> dict[str, torch.Tensor]:
             values = model.activations(batch)
     finally:
         model.train(was_training)
-    size = extract_batch_size(batch)
+    size = batch_size_of(batch)
     if not isinstance(values, dict) or not values:
         raise FrameworkError(f"task '{task}': activations() must return a non-empty dict of tensors, got {type(values).__name__}")
     for name, value in values.items():

@@ -41,3 +41,9 @@ class DataError(FrameworkError):
             # keep the original one-line message (its last line) so run errors stay one readable line.
             message = message.rstrip().splitlines()[-1].split("DataError: ", 1)[-1] + " (in a data-loader worker)"
         super().__init__(message)
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """`Type: message` on one line, for status files and tables (a ConfigError lists its problems on the
+    lines after the first), cut at `limit` characters."""
+    return " ".join(line.strip() for line in f"{type(exc).__name__}: {exc}".strip().splitlines())[:limit]

@@ -93,6 +93,8 @@ class _StepClock:
     def __init__(self, device_type: str):
         from lightning.pytorch import Callback
 
+        from framework.callbacks import batch_size_of
+
         clock = self
 
         # Training: step 1 has its FLOPs counted (the counter slows it) and is not timed; the steps after
@@ -102,13 +104,13 @@ class _StepClock:
                 clock.start("train", trainer.global_step == 1)
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-                clock.stop("train", trainer.global_step > WARMUP_STEPS + 1, _samples(batch))
+                clock.stop("train", trainer.global_step > WARMUP_STEPS + 1, batch_size_of(batch))
 
             def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
                 clock.start("eval", batch_idx == 0)
 
             def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-                clock.stop("eval", batch_idx >= 1, _samples(batch))
+                clock.stop("eval", batch_idx >= 1, batch_size_of(batch))
 
         self.callback = Hooks()
         self.cuda = device_type == "cuda"
@@ -148,12 +150,6 @@ class _StepClock:
         if timed and kind in self.last_end:
             self.times[kind].append(now - self.last_end[kind])
         self.last_end[kind] = now
-
-
-def _samples(batch: Any) -> int:
-    from lightning.pytorch.utilities.data import extract_batch_size
-
-    return extract_batch_size(batch)
 
 
 def _peak_memory(device_type: str) -> int | None:

@@ -198,7 +198,8 @@ def load_runs_parallel(output_dir: str | Path, workers: int | None = None) -> li
 def read_runs(run_dirs: list[Path], workers: int | None = None) -> list[dict[str, Any]]:
     """`read_run` of each directory, in order, by `workers` processes (default: one per CPU this process
     may use, at most one per 500 runs, so below 1,000 runs they are read here: starting processes would
-    cost more than it saves). Parsing config.yaml costs about 0.5 ms a run; each run is independent."""
+    cost more than it saves). Each run is independent: its config.json (or config.yaml), status.json and
+    scores.json."""
     from concurrent.futures import ProcessPoolExecutor
 
     if workers is None:

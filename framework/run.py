@@ -21,7 +21,7 @@ from typing import Any
 
 from framework import results
 from framework.config import Node
-from framework.errors import DivergedError, FrameworkError
+from framework.errors import DivergedError, FrameworkError, one_line
 from framework.grid import RunSpec
 from framework.registry import Registry
 
@@ -241,7 +241,7 @@ def execute(spec: RunSpec, registry: Registry, force: bool = False, job_id: str 
     run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
     status = results.read_status(run_dir)
     if not force and status and status.get("state") in results.FINISHED:  # the common skip takes no lock
-        return Outcome(spec, "skipped", 0.0, status.get("error"), results.read_scores(run_dir) or {})
+        return _skipped(spec, run_dir, status)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir)
     holder = lock.acquire()
@@ -251,6 +251,10 @@ def execute(spec: RunSpec, registry: Registry, force: bool = False, job_id: str 
         return _execute_locked(spec, registry, run_dir, force, job_id)
     finally:
         lock.release()
+
+
+def _skipped(spec: RunSpec, run_dir: Path, status: dict) -> Outcome:
+    return Outcome(spec, "skipped", 0.0, status.get("error"), results.read_scores(run_dir) or {})
 
 
 def _clear_run_dir(run_dir: Path) -> None:
@@ -267,8 +271,7 @@ def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: boo
     if force:
         _clear_run_dir(run_dir)
     elif status and status.get("state") in results.FINISHED:
-        return Outcome(spec, "skipped", 0.0, status.get("error"), results.read_scores(run_dir) or {})
-    run_dir.mkdir(parents=True, exist_ok=True)
+        return _skipped(spec, run_dir, status)
     results.write_config(run_dir, spec.config)
     results.write_environment(run_dir, spec.config["engine"])  # env.json: versions, device, git commit
     attempts = (status or {}).get("attempts", 0) + 1
@@ -286,8 +289,7 @@ def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: boo
         results.write_status(run_dir, "failed", error="interrupted (Ctrl-C); run again to resume", finished=time.time())
         raise
     except Exception as exc:  # any failure of the task's code is recorded and the grid goes on
-        # one line for tables and status (a ConfigError lists its problems on the lines that follow)
-        error = " ".join(line.strip() for line in f"{type(exc).__name__}: {exc}".strip().splitlines())[:500]
+        error = one_line(exc)
         results.write_status(run_dir, "failed", error=error, traceback=traceback.format_exc(), finished=time.time())
         return Outcome(spec, "failed", time.perf_counter() - start, error)
     results.write_scores(run_dir, scores)

@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 
 from framework.config import Node
+from framework.errors import one_line
 from framework.grid import RunSpec
 from framework.registry import Registry
 
@@ -76,8 +77,7 @@ def check(spec: RunSpec, registry: Registry, batches: int = BATCHES, steps: int 
             fixed = list(itertools.islice(iter(datamodule.train_dataloader()), batches))
             if not fixed:
                 return SanityResult(spec, math.nan, math.nan, "the training loader yields no batch")
-            options = trainer_arguments(config.engine)
-            options.update(devices=1)
+            options = trainer_arguments(config.engine)  # devices=1: set in the config above
             trainer = pl.Trainer(
                 **options, max_steps=steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
                 logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -86,7 +86,7 @@ def check(spec: RunSpec, registry: Registry, batches: int = BATCHES, steps: int 
             # batch_size=None: the loader hands out the stored batches as they are, in order, every epoch
             trainer.fit(model, train_dataloaders=DataLoader(fixed, batch_size=None))
         except Exception as exc:  # a sanity check reports what broke instead of stopping at the first task
-            return SanityResult(spec, math.nan, math.nan, f"{type(exc).__name__}: {exc}".splitlines()[0])
+            return SanityResult(spec, math.nan, math.nan, one_line(exc))
     # With accumulation a step takes several of the stored batches; compare whole passes either way.
     window = max(1, min(len(fixed), len(losses) // 2))
     first, last = sum(losses[:window]) / window, sum(losses[-window:]) / window

@@ -26,7 +26,8 @@ alone; the lock of a process that died is taken over. Training options (precisio
 early stopping, deterministic, skip_bad_samples): engine.* keys, see README "Training options".
 engine.executor=local trains in engine.workers processes; engine.executor=slurm submits job arrays and
 returns at once (follow with `framework status OUTPUT`; see README "Running on a SLURM cluster").
-Exit status: 0 when every run finished (done or diverged), 1 when a run failed, 2 for bad input.
+Exit status: 0 when no run failed (done, diverged, skipped, or locked by another process and left for it),
+1 when a run failed, 2 for bad input.
 """
 
 
@@ -120,8 +121,7 @@ def handler(args: argparse.Namespace) -> int:
     workers = engine["workers"]
     where = "in this process" if workers == 0 else f"{workers} worker{'s' * (workers != 1)}"
     print(f"{len(runs)} runs -> {output} ({where})", flush=True)
-    outcomes = run_all(runs, request.plugin_paths(), engine["workers"], force=args.force,
-                       report=Progress(len(runs), engine["workers"]))
+    outcomes = run_all(runs, request.plugin_paths(), workers, force=args.force, report=Progress(len(runs), workers))
     rows = []
     for spec, outcome in zip(runs, outcomes):
         rows.append([spec.task, spec.optimizer, spec.run_id, *(fmt(spec.sweep.get(k, "")) for k in axes),
