@@ -61,7 +61,7 @@ def test_lock_of_a_killed_process_on_this_host_is_taken_over(tmp_path):
 
 
 def test_a_reused_pid_does_not_keep_a_lock(tmp_path):
-    # our own pid, but a process start time that is not ours: the pid now belongs to another process
+    # a live pid (our parent's), but a process start time that is not its own: the pid now belongs to another process
     _write_lock(tmp_path, pid=os.getppid(), process_start="1")
     assert RunLock(tmp_path).acquire() is None
 

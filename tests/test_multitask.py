@@ -139,6 +139,7 @@ def test_a_subject_in_both_files_lands_in_one_split(small):
     assert set(sources[0].subjects) == set(sources[1].subjects)  # the same 8 people recorded twice
     placed = data.assign_subjects(sources, 0.15, 0.15, 3)
     assert len(placed) == 8 and set(placed.values()) == {"train", "val", "test"}
+    assert placed == data.assign_subjects(sources[:1], 0.15, 0.15, 3)  # the second source moves no one
 
 
 def test_combined_loader_masks_each_head_to_its_own_labels(small):
@@ -349,9 +350,11 @@ def test_a_corrupt_file_fails_the_run_with_the_file_named(small, tmp_path):
 # ------------------------------------------------------------------ bundled data and training
 
 
-def test_bundled_data_is_generated_once_and_deterministically(tmp_path):
+def test_bundled_data_is_generated_once_and_deterministically(tmp_path, monkeypatch):
     first = synthetic.prepare_synthetic(SMALL, tmp_path / "a")
-    assert synthetic.prepare_synthetic(SMALL, tmp_path / "a") == first  # cached: not written again
+    with monkeypatch.context() as patch:  # cached: not written again
+        patch.setattr(synthetic, "write_synthetic", lambda *_: pytest.fail("the cached data was written again"))
+        assert synthetic.prepare_synthetic(SMALL, tmp_path / "a") == first
     second = synthetic.prepare_synthetic(SMALL, tmp_path / "b")
     for name in ("pain.npz", "stimulus.npz"):
         with np.load(first / name) as a, np.load(second / name) as b:

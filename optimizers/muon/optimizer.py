@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from framework.groups import NO_DECAY, GroupedModel
+from framework.groups import NO_DECAY, GroupedModel, ParameterGroup
 from framework.hyperparams import check
 from framework.schedulers import build_scheduler
 
@@ -63,12 +63,13 @@ class Combined(torch.optim.Optimizer):
 
 def _muon_parameters(model: GroupedModel, exclude: tuple[str, ...]) -> set[int]:
     """ids of the parameters Muon trains: 2-D, in a decay group, not under an excluded name prefix."""
+    excluded = {id(p) for p in ParameterGroup.from_prefix(model.model, exclude).params} if exclude else set()
     chosen = set()
     for group in model.parameter_groups():
         if group.name.endswith("/" + NO_DECAY):
             continue
-        for name, param in zip(group.names, group.params):
-            if param.ndim == 2 and not any(name == e or name.startswith(e + ".") for e in exclude):
+        for param in group.params:
+            if param.ndim == 2 and id(param) not in excluded:
                 chosen.add(id(param))
     return chosen
 
@@ -83,7 +84,7 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     )
     exclude = tuple(str(e).rstrip(".") for e in opt.muon_exclude)
     names = [n for g in model.parameter_groups() for n in g.names]
-    if unmatched := [e for e in exclude if not any(n == e or n.startswith(e + ".") for n in names)]:
+    if unmatched := [e for e in exclude if not ParameterGroup.from_prefix(model.model, e)]:
         raise ValueError(f"optimizer.muon_exclude: {', '.join(map(repr, unmatched))} matches no parameter "
                          f"(names look like {', '.join(names[:3])})")
     muon_ids = _muon_parameters(model, exclude)

@@ -144,10 +144,9 @@ def _check_samples(path: Path, features: np.ndarray, labels: np.ndarray, classes
 
 @dataclass(frozen=True)
 class InputShape:
-    """What the encoder sees: the raw sample shape, the temporal pooling and the resulting input size."""
+    """What the encoder sees: the raw sample shape and the input size it pools to."""
 
     sample_shape: tuple[int, ...]
-    temporal_pooling: str
     size: int
 
 
@@ -181,4 +180,4 @@ def detect_input_shape(sources: list[Source], temporal_pooling: str) -> InputSha
     # The size comes from pooling a zero sample with the same function the data goes through, so the
     # model's input size and the data can never disagree.
     size = pool(np.zeros((1, *shape), dtype=np.float32), temporal_pooling).shape[1]
-    return InputShape(shape, temporal_pooling, int(size))
+    return InputShape(shape, int(size))

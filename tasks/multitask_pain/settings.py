@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import ConfigError, FrameworkError
+from framework.hyperparams import choice_problems, range_problems
 
 # Only light imports (no torch): the checks can run as early as the engine likes, e.g. in a dry run.
 from .features import POOLINGS, SOURCES
@@ -62,9 +63,7 @@ def check_config(config: Any) -> list[str]:
     data_dir = task["data_dir"]
     if data_dir is not None and (not isinstance(data_dir, str) or not data_dir.strip()):
         bad("data_dir", f"must be a folder holding manifest.json, or null for the bundled data, got {data_dir!r}")
-    for key, choices in (("temporal_pooling", POOLINGS), ("class_weights", CLASS_WEIGHTS)):
-        if task[key] not in choices:
-            bad(key, f"must be one of {', '.join(choices)}, got {task[key]!r}")
+    problems += choice_problems(task, {"temporal_pooling": POOLINGS, "class_weights": CLASS_WEIGHTS}, prefix="task.")
     for key in ("val_fraction", "test_fraction"):
         if not (_number(task[key]) and 0 < task[key] < 1):
             bad(key, f"must be a fraction of the subjects between 0 and 1 (exclusive), got {task[key]!r}")
@@ -74,8 +73,7 @@ def check_config(config: Any) -> list[str]:
     sizes = task["hidden_sizes"]
     if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         bad("hidden_sizes", f"must be a non-empty list of positive layer widths, got {list(sizes)!r}")
-    if not (_number(task["dropout"]) and 0 <= task["dropout"] < 1):
-        bad("dropout", f"must be in [0, 1), got {task['dropout']!r}")
+    problems += range_problems(task, {"dropout": "[0, 1)"}, prefix="task.")
     weights = {head: task[f"{head}_loss_weight"] for head in SOURCES}
     for head, weight in weights.items():
         if not (_number(weight) and weight >= 0):

@@ -14,7 +14,7 @@ from .data import MultiTaskDataModule
 from .model import MultiTaskModel
 from .settings import check_config, settings_from_config
 
-__all__ = ["check_config", "get_datamodule", "get_task"]  # check_config: the task's value checks, for the engine
+__all__ = ["check_config", "get_datamodule", "get_task"]  # check_config: the task's value checks, used by the tests
 
 
 def get_datamodule(config) -> MultiTaskDataModule:
