@@ -25,8 +25,6 @@ class TaskFigures:
 
     task: str
     spec: str  # format spec of the task's numbers
-    column: str  # the score, e.g. best/test_acc
-    better: str  # higher or lower
     keys: list[str]  # hyperparameters that vary within the task (the grid's axes besides the seed)
     heatmaps: list[Path] = field(default_factory=list)
     curves: list[Path] = field(default_factory=list)
@@ -42,13 +40,18 @@ class Analysis:
     plot_dir: Path
     runs: list[dict[str, Any]]
     written: list[Path] = field(default_factory=list)
-    tables: list[Path] = field(default_factory=list)  # results.csv, results.parquet
     table: Any = None  # the results table (pandas.DataFrame, table.load_table)
     tasks: dict[str, TaskFigures] = field(default_factory=dict)
     best_rows: list[dict[str, Any]] = field(default_factory=list)
     profile: list[Path] = field(default_factory=list)
     profile_rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be drawn, and why
+
+    def best_table(self) -> list[dict[str, str]]:
+        """best_rows as text for people, each in its task's number format (best.format_row)."""
+        from framework.best import format_row
+
+        return [format_row(row, self.tasks[row["task"]].spec) for row in self.best_rows]
 
 
 def analyze(
@@ -87,8 +90,7 @@ def analyze(
     plot_dir.mkdir(parents=True, exist_ok=True)
     result.written += heatmaps
     result.table = load_table(output_dir, runs=runs)
-    result.tables = write_table(result.table, plot_dir)
-    result.written += result.tables
+    result.written += write_table(result.table, plot_dir)
 
     for task, task_runs in selection.by_task(runs).items():
         try:
@@ -99,8 +101,8 @@ def analyze(
         configs = selection.configurations(task_runs, score)
         chosen = selection.best(configs, score.mode)
         keys = selection.varying_keys(configs)
-        figures = result.tasks[task] = TaskFigures(task, score.spec, score.column, score.better, keys,
-                                                    target=score.target, target_metric=score.target_metric)
+        figures = result.tasks[task] = TaskFigures(task, score.spec, keys, target=score.target,
+                                                    target_metric=score.target_metric)
         figures.heatmaps = [p for p in heatmaps if p.stem == f"{task}_heatmap" or p.stem.startswith(f"{task}_heatmap__")]
         result.best_rows += best.best_rows(score, chosen, keys)
         labels = {optimizer: config.label(keys) for optimizer, config in chosen.items()}

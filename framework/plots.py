@@ -20,13 +20,10 @@ from typing import Any
 
 from framework.errors import FrameworkError
 from framework.figures import file_stem, save
-from framework.grid import NON_IDENTITY
 from framework.results import STATES, load_runs
-from framework.selection import hashable, label, scoring, sort_key
+from framework.selection import hashable, hyperparameters, label, scoring, sort_key
 
 SEED = "engine.seed"
-# Columns that describe or identify a run; keys under grid.NON_IDENTITY prefixes do not change results.
-_BOOKKEEPING = {"task", "optimizer", "run_id", "state", "error", "run_dir", "task.name", "optimizer.name"}
 _BEST_EDGE = "red"  # box around each optimizer's best cell
 _MISSING_FILL = "0.88"  # grey of cells where no seed finished
 
@@ -140,9 +137,8 @@ def _require_column(key: str, columns: set[str], where: str) -> None:
 
 def _varying(runs: list[dict[str, Any]], handled: set[str]) -> dict[str, list[Any]]:
     """Config keys with more than one value among the runs of one optimizer, with their values."""
-    keys = set().union(*runs) - handled - _BOOKKEEPING
-    # Scores (best/test_acc) and keys that do not change what a run computes are never "varying".
-    keys = sorted(k for k in keys if "/" not in k and not any(k == p or k.startswith(p + ".") for p in NON_IDENTITY))
+    # Scores (best/test_acc), bookkeeping and keys that do not change what a run computes are never "varying".
+    keys = [k for k in hyperparameters(runs) if k not in handled]
     varying = {}
     for key in keys:
         per_optimizer: dict[str, set] = defaultdict(set)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from framework.analysis import Analysis
-from framework.best import format_row
 from framework.results import STATES, read_status
 from framework.selection import by_task, configurations, hashable, label, sort_key, varying_keys
 
@@ -160,7 +159,7 @@ def _fixed_settings(runs: list[dict[str, Any]], varying: set[str]) -> list[list[
 def _best(result: Analysis) -> str:
     if not result.best_rows:
         return "<p>No task has a score to compare.</p>"
-    rows = [format_row(row, result.tasks[row["task"]].spec) for row in result.best_rows]
+    rows = result.best_table()
     explain = ("<p>Each optimizer's best configuration by its seed mean of the task's score (the metric "
                "column; lower or higher is better as the task says); ± is the standard deviation over seeds and "
                "the 95% interval a percentile bootstrap of the mean. Rank 1 is the best optimizer on the task.</p>")

@@ -49,7 +49,6 @@ def load_table(output_dir: str | Path, runs: list[dict[str, Any]] | None = None)
     for i, run in enumerate(runs):
         present[i] = [key in run and _numeric_or_none(run[key]) for key in score_keys]
     unscored = ~present.any(axis=1)
-    present[unscored] = False
     # One row per present score, plus one empty row per run without any, in run order.
     runs_index, key_index = np.nonzero(np.column_stack([present, unscored]))
     values = np.column_stack([pd.to_numeric(wide[k], errors="coerce").to_numpy(float) for k in score_keys]

@@ -19,7 +19,7 @@ from typing import Any
 
 from framework.figures import file_stem, save
 from framework.results import read_metrics
-from framework.selection import Configuration, Scoring, hashable, label, sort_key
+from framework.selection import Configuration, Scoring, label
 
 
 def steps_to_target(run: dict[str, Any], score: Scoring) -> int | None:
@@ -38,8 +38,8 @@ def target_rows(score: Scoring, configs: list[Configuration], keys: list[str]) -
     """One row per configuration; `fastest` marks each optimizer's fastest configuration that reached it."""
     rows = []
     for config in configs:
-        done = sorted((run for run in config.runs if run.get("state") == "done"),
-                      key=lambda run: sort_key(hashable(run.get("engine.seed"))))
+        # selection.configurations holds each configuration's runs in seed order already.
+        done = [run for run in config.runs if run.get("state") == "done"]
         steps = [steps_to_target(run, score) for run in done]
         reached = [(run, s) for run, s in zip(done, steps) if s is not None]
         every = bool(done) and len(reached) == len(done)

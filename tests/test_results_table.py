@@ -233,7 +233,7 @@ def test_time_to_target_by_hand(analysis):
         row = rows[(rows.optimizer == optimizer) & (rows.configuration == f"optimizer.learning_rate={lr:g}")].iloc[0]
         assert (row.steps, row.n_done, row.n_reached, bool(row.fastest)) == (steps, done, done, fastest)
         assert row.seconds == pytest.approx(steps * 100.0 / 1000)  # step_time_ms is 100 in every run
-    assert "lossy" not in {p.name.split("_")[0] for p in analysis.tasks["toy"].targets}
+    assert {p.name for p in analysis.tasks["toy"].targets} == {"toy_time_to_target.png", "toy_time_to_target.csv"}
     assert analysis.tasks["lossy"].targets == []  # no evaluation.target
 
 

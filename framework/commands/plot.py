@@ -27,6 +27,17 @@ def add_figure_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aggregate", metavar="KEY", action="append", default=[], help="best value over KEY in each heatmap cell (repeatable)")
 
 
+def analyze_figures(args: argparse.Namespace, plot_dir: str | None, formats: tuple[str, ...], strict: bool = True):
+    """`analysis.analyze` with the options of `add_figure_arguments`; its notes go to stderr."""
+    from framework.analysis import analyze
+
+    result = analyze(args.output, plot_dir=plot_dir, x=args.x, y=args.y, split=tuple(args.split),
+                     aggregate=tuple(args.aggregate), formats=formats, strict=strict)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return result
+
+
 def register(commands) -> None:
     parser = commands.add_parser(
         "plot", help="heatmaps, learning curves, best configurations, profiles and the results table",
@@ -39,19 +50,14 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.analysis import analyze
-    from framework.best import format_row
     from framework.commands.common import table
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    result = analyze(args.output, plot_dir=args.out, x=args.x, y=args.y, split=tuple(args.split),
-                     aggregate=tuple(args.aggregate), formats=formats)
+    result = analyze_figures(args, args.out, formats)
     for path in result.written:
         print(path)
     if result.best_rows:
-        rows = [format_row(row, result.tasks[row["task"]].spec) for row in result.best_rows]
+        rows = result.best_table()
         print("\nbest configuration per task x optimizer (mean ± std and 95% bootstrap interval over seeds):")
         print(table(list(rows[0]), [list(r.values()) for r in rows]))
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
     return 0

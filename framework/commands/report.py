@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from framework.commands.plot import add_figure_arguments
+from framework.commands.plot import add_figure_arguments, analyze_figures
 
 EPILOG = """\
 The page (default OUTPUT/report.html) holds: the runs' states with each failed or diverged run's error
@@ -29,12 +28,8 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.analysis import analyze
     from framework.report import write_report
 
-    result = analyze(args.output, plot_dir=args.plots, x=args.x, y=args.y, split=tuple(args.split),
-                     aggregate=tuple(args.aggregate), formats=("png", "pdf"), strict=False)
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+    result = analyze_figures(args, args.plots, ("png", "pdf"), strict=False)
     print(write_report(result, args.out))
     return 0

@@ -84,7 +84,7 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     )
     exclude = tuple(str(e).rstrip(".") for e in opt.muon_exclude)
     names = [n for g in model.parameter_groups() for n in g.names]
-    if unmatched := [e for e in exclude if not ParameterGroup.from_prefix(model.model, e)]:
+    if unmatched := [e for e in exclude if not ParameterGroup.from_prefix(model.model, e).params]:
         raise ValueError(f"optimizer.muon_exclude: {', '.join(map(repr, unmatched))} matches no parameter "
                          f"(names look like {', '.join(names[:3])})")
     muon_ids = _muon_parameters(model, exclude)
