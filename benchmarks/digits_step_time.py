@@ -67,8 +67,8 @@ def setup(epochs: int, threads: int, overrides: list[str] = OVERRIDES):
     import torch
 
     from framework.config import Node, parse_overrides
-    from framework.grid import expand
-    from framework.registry import Registry
+    from framework.config.grid import expand
+    from framework.config.registry import Registry
 
     torch.set_num_threads(threads)
     registry = Registry()
@@ -83,8 +83,8 @@ def reference(epochs: int, device: str, threads: int) -> float:
     import torch
     from torch.nn import functional as F
 
-    from framework.groups import GroupedModel
-    from framework.run import OptimizerFactory
+    from framework.training.parameter_groups import GroupedModel
+    from framework.training.run import OptimizerFactory
 
     config, task_module, optimizer_module = setup(epochs, threads)
     mlp = importlib.import_module(f"{task_module.__package__}.model").mlp
@@ -118,8 +118,8 @@ def bare_lightning(epochs: int, device: str, threads: int) -> float:
     the engine adds; returns milliseconds per training step."""
     import lightning.pytorch as pl
 
-    from framework.callbacks import TrainTimer
-    from framework.run import OptimizerFactory, quiet_lightning
+    from framework.training.callbacks import TrainTimer
+    from framework.training.run import OptimizerFactory, quiet_lightning
 
     quiet_lightning()
     config, task_module, optimizer_module = setup(epochs, threads)

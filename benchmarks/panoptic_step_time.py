@@ -38,7 +38,7 @@ def reference(epochs: int, device: str, threads: int) -> float:
     import torch
     from lightning.fabric.utilities.apply_func import move_data_to_device
 
-    from framework.run import OptimizerFactory
+    from framework.training.run import OptimizerFactory
 
     config, task_module, optimizer_module = setup(epochs, threads, OVERRIDES)
     torch.manual_seed(config.engine.seed)

@@ -8,12 +8,12 @@ times, in alternating order:
 - bytes (reference): open and read every file the loader reads, nothing parsed: the file-system floor;
 - parse (reference): the same files parsed with `json.loads`, nothing else: what any loader of this
   layout must at least spend (each run writes its configuration as config.json beside config.yaml);
-- load_table, first time: `framework.table.load_table` as `framework plot` and `framework report` call
+- load_table, first time: `framework.results.results_table.load_table` as `framework plot` and `framework report` call
   it on a folder without an index (every run directory parsed, by one worker process per CPU, then
   env.json and the long table; the folder's .runs-index.json is written);
 - load_table, first time, 1 process: the same with every run parsed in this process;
 - load_table, indexed: the same again, runs unchanged: their records come from .runs-index.json after
-  one stat of each file (`framework.run_index`);
+  one stat of each file (`framework.results.run_index`);
 - write: `write_table` of that table (results.csv and results.parquet), reported apart.
 
 Prints a Markdown table of the medians and the ratio load_table / parse. The page cache is warmed by
@@ -34,13 +34,13 @@ import time
 from pathlib import Path
 
 from framework.config import parse_overrides
-from framework.environment import capture
-from framework.grid import expand
-from framework.registry import Registry
-from framework.results import load_runs_parallel
-from framework.run_index import INDEX_FILE
-from framework.table import load_table, write_table
-from framework.yamlio import dump_yaml
+from framework.training.environment import capture
+from framework.config.grid import expand
+from framework.config.registry import Registry
+from framework.results.run_folder import load_runs_parallel
+from framework.results.run_index import INDEX_FILE
+from framework.results.results_table import load_table, write_table
+from framework.config.file_io import dump_yaml
 
 FILES = ("config.json", "status.json", "scores.json", "env.json")  # what the loader reads
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)

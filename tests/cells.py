@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 from framework.config import parse_overrides
-from framework.grid import RunSpec, expand
-from framework.registry import Registry
-from framework.results import read_scores, read_status
-from framework.run import Outcome, execute
+from framework.config.grid import RunSpec, expand
+from framework.config.registry import Registry
+from framework.results.run_folder import read_scores, read_status
+from framework.training.run import Outcome, execute
 
 DIGITS_FAST = ("tasks=digits", "task.max_epochs=2")
 
@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from framework.datafiles import load_image, read_csv, read_json
-from framework.task import TaskDataModule
+from framework.training.data_files import load_image, read_csv, read_json
+from framework.training.task import TaskDataModule
 
 
 class ImageFiles(Dataset):
@@ -73,7 +73,7 @@ FILES_MODEL = '''
 from torch import nn
 from torch.nn import functional as F
 
-from framework.task import TaskModel
+from framework.training.task import TaskModel
 
 
 class FilesModel(TaskModel):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from framework.results import write_config, write_scores, write_status
+from framework.results.run_folder import write_config, write_scores, write_status
 
 TARGET = 0.8
 LRS = (0.01, 0.1)

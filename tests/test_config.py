@@ -13,9 +13,9 @@ import pytest
 
 from framework.config import Node, Request, combine, load_experiment, parse_overrides, parse_value, split_top_level
 from framework.errors import ConfigError
-from framework.grid import expand
-from framework.registry import PLUGIN_PATH_ENV, Registry
-from framework.yamlio import load_yaml
+from framework.config.grid import expand
+from framework.config.registry import PLUGIN_PATH_ENV, Registry
+from framework.config.file_io import load_yaml
 
 
 @pytest.fixture(autouse=True)
@@ -322,7 +322,7 @@ def test_plugin_paths_come_from_the_last_layer_that_sets_them(tmp_path):
 
 def test_engine_modules_import_without_heavy_dependencies():
     code = (
-        "import sys, framework.cli, framework.grid, framework.registry, framework.config\n"
+        "import sys, framework.cli, framework.config.grid, framework.config.registry, framework.config\n"
         "print(sorted(m for m in ('torch', 'lightning', 'matplotlib', 'pandas') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from framework.config import parse_overrides
-from framework.grid import expand
-from framework.registry import Registry
+from framework.config.grid import expand
+from framework.config.registry import Registry
 
 REGISTRY = Registry()
 PAIRS = [(t, o) for t in sorted(REGISTRY.tasks) for o in sorted(REGISTRY.optimizers)]
@@ -32,8 +32,8 @@ def test_one_training_step(task, optimizer, tmp_path):
     import lightning.pytorch as pl
     import torch
 
-    from framework.optimizer_modes import OptimizerModes
-    from framework.run import build
+    from framework.training.optimizer_modes import OptimizerModes
+    from framework.training.run import build
 
     request = parse_overrides([f"tasks={task}", f"optimizers={optimizer}", f"engine.output_dir={tmp_path}",
                                "engine.log_every_n_steps=1", *SMALL.get(task, [])])  # log_every_n_steps: so the one step's loss is logged

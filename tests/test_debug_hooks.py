@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from framework.callbacks import model_summary
+from framework.training.callbacks import model_summary
 from framework.config import Node, parse_overrides
-from framework.debug import batch_activations
-from framework.grid import expand
-from framework.registry import Registry
-from framework.run import load_task
-from framework.task import TaskModel
+from framework.training.activations import batch_activations
+from framework.config.grid import expand
+from framework.config.registry import Registry
+from framework.training.run import load_task
+from framework.training.task import TaskModel
 
 REGISTRY = Registry()
 TASKS = sorted(name for name, plugin in REGISTRY.tasks.items() if plugin.ok)

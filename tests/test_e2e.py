@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.results import load_runs, read_scores, read_status
+from framework.results.run_folder import load_runs, read_scores, read_status
 
 from .conftest import flaky_plugin, run_cli
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from framework.errors import FrameworkError
-from framework.evaluate import evaluate, find_checkpoints, read_checkpoint
+from framework.training.evaluate import evaluate, find_checkpoints, read_checkpoint
 
 from .cells import run_cell, status_and_scores
 from .conftest import run_cli

@@ -9,8 +9,8 @@ import pytest
 
 from framework.config import combine, load_experiment, parse_overrides
 from framework.errors import ConfigError
-from framework.grid import RunSpec, describe_axes, expand, run_id
-from framework.registry import PLUGIN_PATH_ENV, Registry
+from framework.config.grid import RunSpec, describe_axes, expand, run_id
+from framework.config.registry import PLUGIN_PATH_ENV, Registry
 
 from .conftest import REPO
 

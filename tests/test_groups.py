@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from framework.groups import GroupedModel, ParameterGroup, is_no_decay
+from framework.training.parameter_groups import GroupedModel, ParameterGroup, is_no_decay
 
 
 class MyRMSNorm(nn.Module):

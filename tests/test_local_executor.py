@@ -9,7 +9,7 @@ import pytest
 
 from framework.errors import FrameworkError
 from framework.executors.local import worker_environments
-from framework.results import load_runs, read_scores
+from framework.results.run_folder import load_runs, read_scores
 
 from .conftest import flaky_plugin, run_cli
 

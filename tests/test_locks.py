@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from framework.locks import LOCK_FILE, RunLock, read_holder
-from framework.results import load_runs, read_status
+from framework.training.run_lock import LOCK_FILE, RunLock, read_holder
+from framework.results.run_folder import load_runs, read_status
 
 from .conftest import REPO, flaky_plugin
 
@@ -46,7 +46,7 @@ def test_acquire_release_and_a_second_holder_is_refused_at_once(tmp_path):
 
 
 def test_lock_of_a_killed_process_on_this_host_is_taken_over(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from framework.locks import RunLock; "
+    code = ("import sys, time; from pathlib import Path; from framework.training.run_lock import RunLock; "
             "assert RunLock(Path(sys.argv[1])).acquire() is None; print('locked', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
@@ -98,9 +98,9 @@ def test_heartbeat_keeps_the_lock_fresh_and_release_leaves_a_taken_over_lock(tmp
 
 def test_execute_reports_a_locked_cell_without_touching_it(tmp_path):
     from framework.config import parse_overrides
-    from framework.grid import expand
-    from framework.registry import Registry
-    from framework.run import execute
+    from framework.config.grid import expand
+    from framework.config.registry import Registry
+    from framework.training.run import execute
 
     (spec,) = expand(parse_overrides(["tasks=digits", f"engine.output_dir={tmp_path}"]), Registry())
     run_dir = spec.run_dir(tmp_path)
@@ -141,7 +141,7 @@ def test_two_commands_on_one_output_train_each_cell_once(tmp_path):
 RACER = """
 import sys, time
 from pathlib import Path
-from framework.locks import RunLock
+from framework.training.run_lock import RunLock
 import os
 run_dir, go = Path(sys.argv[1]), Path(sys.argv[2])
 (go.parent / f"ready.{os.getpid()}").touch()

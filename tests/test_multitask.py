@@ -16,8 +16,8 @@ import torch
 
 from framework.config import Node, parse_overrides
 from framework.errors import ConfigError, DataError
-from framework.grid import expand
-from framework.registry import Registry
+from framework.config.grid import expand
+from framework.config.registry import Registry
 
 from .cells import run_cell, status_and_scores
 
@@ -224,7 +224,7 @@ def test_macro_f1_matches_scikit_learn():
 
 
 def test_activations_follow_the_engine_contract(small):
-    from framework.debug import batch_activations
+    from framework.training.activations import batch_activations
 
     net, datamodule = load(small)
     batch = next(iter(datamodule.val_dataloader()))

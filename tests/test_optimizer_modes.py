@@ -13,9 +13,9 @@ from lightning.pytorch import Callback
 from torch.nn import functional as F
 
 from framework.config import parse_overrides
-from framework.grid import expand
-from framework.registry import Registry
-from framework.results import read_scores
+from framework.config.grid import expand
+from framework.config.registry import Registry
+from framework.results.run_folder import read_scores
 
 pytestmark = pytest.mark.slow
 REGISTRY = Registry()
@@ -38,7 +38,7 @@ def scores_by_hand(model, datamodule) -> dict[str, float]:
 
 
 def test_recorded_scores_are_those_of_the_model_after_optimizer_eval(tmp_path):
-    from framework.run import build, execute
+    from framework.training.run import build, execute
 
     spec = schedulefree_run(tmp_path / "engine", epochs=3)
     outcome = execute(spec, REGISTRY)
@@ -77,7 +77,7 @@ class StopAtEpoch(Callback):
 
 
 def test_a_resumed_run_continues_exactly(tmp_path):
-    from framework.run import build, execute
+    from framework.training.run import build, execute
 
     reference = schedulefree_run(tmp_path / "reference", epochs=4)
     assert execute(reference, REGISTRY).state == "done"

@@ -13,11 +13,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from framework.config import Node, parse_overrides
-from framework.grid import expand
-from framework.groups import GroupedModel, ParameterGroup
-from framework.optimizer_modes import has_modes
-from framework.registry import Registry
-from framework.schedulers import schedule_from_config
+from framework.config.grid import expand
+from framework.training.parameter_groups import GroupedModel, ParameterGroup
+from framework.training.optimizer_modes import has_modes
+from framework.config.registry import Registry
+from framework.config.schedules import schedule_from_config
 
 REGISTRY = Registry()
 OPTIMIZERS = sorted(REGISTRY.optimizers)  # every discovered optimizer: a new plugin is checked at once
@@ -166,7 +166,7 @@ def test_bad_values_fail_with_one_line_naming_the_key(optimizer, override, messa
 @pytest.mark.parametrize("optimizer", sorted(DIGITS_LR))
 def test_a_few_hundred_steps_learn_digits(optimizer, tmp_path):
     """A real run through the engine (fit, then the best and last checkpoints validated and tested)."""
-    from framework.run import execute
+    from framework.training.run import execute
 
     (spec,) = expand(parse_overrides([
         "tasks=digits", f"optimizers={optimizer}", f"optimizer.learning_rate={DIGITS_LR[optimizer]}",

@@ -27,7 +27,7 @@ def test_wheel_install_lists_and_runs_bundled_plugins(tmp_path):
         return subprocess.run([sys.executable, "-m", "framework", *args], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=600)
 
-    where = subprocess.run([sys.executable, "-c", "import framework.registry as r; print(r.builtin_root())"],
+    where = subprocess.run([sys.executable, "-c", "import framework.config.registry as r; print(r.builtin_root())"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where == str(site / "framework" / "_builtin")
     listing = framework("tasks", "--check")

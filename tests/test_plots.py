@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from framework.errors import FrameworkError
-from framework.plots import plot_heatmaps
-from framework.results import write_config, write_scores, write_status
+from framework.results.heatmaps import plot_heatmaps
+from framework.results.run_folder import write_config, write_scores, write_status
 
 LRS = (1e-3, 1e-2)
 WDS = (0.0, 0.1)
@@ -175,7 +175,7 @@ def test_errors(tmp_path):
 
 
 def test_module_imports_without_heavy_libraries():
-    code = "import sys, framework.plots; print(sorted({'matplotlib', 'pandas', 'numpy'} & set(sys.modules)))"
+    code = "import sys, framework.results.heatmaps; print(sorted({'matplotlib', 'pandas', 'numpy'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1])
     assert result.stdout.strip() == "[]"

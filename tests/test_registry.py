@@ -12,8 +12,8 @@ import pytest
 
 from framework.config import parse_overrides
 from framework.errors import PluginError
-from framework.grid import expand
-from framework.registry import PLUGIN_PATH_ENV, Registry, builtin_root
+from framework.config.grid import expand
+from framework.config.registry import PLUGIN_PATH_ENV, Registry, builtin_root
 
 
 @pytest.fixture(autouse=True)

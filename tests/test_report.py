@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.results import load_runs, read_environment, read_metrics
+from framework.results.run_folder import load_runs, read_environment, read_metrics
 
 from . import synthetic_runs as synthetic
 from .conftest import REPO, run_cli

@@ -14,20 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from framework import profiles
-from framework.analysis import analyze
-from framework.environment import capture
-from framework.results import (
+from framework.results import performance_profiles
+from framework.results.analysis import analyze
+from framework.training.environment import capture, write_environment
+from framework.results.run_folder import (
     load_runs,
     load_runs_parallel,
     read_environment,
     read_metrics,
     read_run,
     read_scores,
-    write_environment,
 )
-from framework.selection import bootstrap_interval
-from framework.table import load_table, write_table
+from framework.results.selection import bootstrap_interval
+from framework.results.results_table import load_table, write_table
 
 from . import synthetic_runs as synthetic
 from .conftest import REPO, run_cli
@@ -103,8 +102,8 @@ def test_read_run_and_the_parallel_loader_agree_with_load_runs(output):
 
 
 def test_index_serves_unchanged_runs_and_rereads_changed_ones(tmp_path):
-    from framework.run_index import INDEX_FILE, load_runs_indexed
-    from framework.results import write_scores
+    from framework.results.run_index import INDEX_FILE, load_runs_indexed
+    from framework.results.run_folder import write_scores
 
     output = synthetic.write_output(tmp_path / "out")
     records = load_runs(output)
@@ -194,8 +193,8 @@ def test_best_configuration_table_by_hand(analysis):
 
 
 def test_equal_means_share_a_rank():
-    from framework.best import best_rows
-    from framework.selection import Configuration, Scoring
+    from framework.results.best_table import best_rows
+    from framework.results.selection import Configuration, Scoring
 
     score = Scoring("t", "best/acc", "max", ".3f", None, "val_acc", "max")
     best = {name: Configuration("t", name, {}, scores=scores, seeds=[1, 2])
@@ -244,19 +243,19 @@ def test_performance_profile_by_hand(analysis):
     assert ratio[("score", "toy", "sgd")] == pytest.approx(0.92 / 0.72)  # higher is better: best / value
     assert ratio[("score", "lossy", "sgd")] == pytest.approx(0.815 / 0.515)  # lower is better: value / best
     assert ratio[("steps to target", "toy", "sgd")] == pytest.approx(20 / 10)
-    score_rows = [r for r in analysis.profile_rows if r["measure"] == profiles.SCORE]
-    assert profiles.share_within(score_rows, "adam", 1.0) == 1.0
-    assert profiles.share_within(score_rows, "sgd", 1.3) == 0.5  # toy (1.28) yes, lossy (1.58) no
-    assert profiles.share_within(score_rows, "sgd", 1.6) == 1.0
+    score_rows = [r for r in analysis.profile_rows if r["measure"] == performance_profiles.SCORE]
+    assert performance_profiles.share_within(score_rows, "adam", 1.0) == 1.0
+    assert performance_profiles.share_within(score_rows, "sgd", 1.3) == 0.5  # toy (1.28) yes, lossy (1.58) no
+    assert performance_profiles.share_within(score_rows, "sgd", 1.6) == 1.0
     assert (analysis.plot_dir / "performance_profile.png").stat().st_size > 0
 
 
 def test_profile_ratios_edge_cases():
-    rows, note = profiles.ratios("score", "t", {"a": 2.0, "b": None, "c": 4.0}, "min")
+    rows, note = performance_profiles.ratios("score", "t", {"a": 2.0, "b": None, "c": 4.0}, "min")
     assert [r["ratio"] for r in rows] == [1.0, math.inf, 2.0] and note is None
-    rows, note = profiles.ratios("score", "t", {"a": -1.0, "b": 1.0}, "max")
+    rows, note = performance_profiles.ratios("score", "t", {"a": -1.0, "b": 1.0}, "max")
     assert rows == [] and "left out" in note
-    rows, _ = profiles.ratios("steps to target", "t", {"a": None, "b": None}, "min")
+    rows, _ = performance_profiles.ratios("steps to target", "t", {"a": None, "b": None}, "min")
     assert all(r["ratio"] == math.inf for r in rows)  # nobody reached it: the task counts for nobody
 
 

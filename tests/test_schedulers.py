@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from framework.config import Node
-from framework.schedulers import build_scheduler, lr_factor
+from framework.config.schedules import build_scheduler, lr_factor
 
 BASE = {"group1": 1.0, "group2": 0.1}  # two groups, the second at a 0.1x multiplier
 TOTAL = 100

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from framework.commands.status import cell_states
-from framework.results import load_runs, read_scores, read_status, read_status_and_job
+from framework.results.run_folder import load_runs, read_scores, read_status, read_status_and_job
 
 from .conftest import flaky_plugin, run_cli
 

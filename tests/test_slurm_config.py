@@ -8,8 +8,8 @@ import pytest
 from framework.config import combine, load_experiment, parse_overrides
 from framework.errors import FrameworkError
 from framework.executors.slurm import parse_minutes, reconcile, sbatch_parameters
-from framework.grid import expand
-from framework.registry import Registry
+from framework.config.grid import expand
+from framework.config.registry import Registry
 
 from .conftest import flaky_plugin
 

@@ -11,12 +11,12 @@ import warnings
 import pytest
 import torch
 
-from framework.batching import micro_batch_size
+from framework.config.batch_size import micro_batch_size
 from framework.config import Node, parse_overrides
 from framework.errors import ConfigError
-from framework.grid import expand
-from framework.registry import Registry
-from framework.trainer_options import resolve_precision
+from framework.config.grid import expand
+from framework.config.registry import Registry
+from framework.training.trainer_options import resolve_precision
 
 from .cells import DIGITS_FAST, run_cell, status_and_scores
 
@@ -87,7 +87,7 @@ def test_accumulation_keeps_the_optimizer_step_and_its_gradient(tmp_path):
 
 def _weights(run_dir, spec) -> tuple[dict, dict]:
     """(initial, final) weights of a run: the initial ones rebuilt from its seed, the final from last.ckpt."""
-    from framework.run import load_task
+    from framework.training.run import load_task
 
     model, _ = load_task(Node({**spec.config, "run": {"id": spec.run_id, "dir": str(run_dir)}}), Registry())
     final = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

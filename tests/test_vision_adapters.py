@@ -17,7 +17,8 @@ from framework.vision.metrics.detection import CocoAP, Detections
 from framework.vision.metrics.panoptic import PanopticQuality
 from framework.vision.metrics.semantic import SemanticIoU
 from framework.vision.models import backbone_prefix, grouped, load_model
-from framework.vision.sample import IGNORE_LABEL, Collate, Sample
+from framework.vision.sample import IGNORE_LABEL, Sample
+from framework.vision.collate import Collate
 from framework.vision.targets import semantic_target as adapter_semantic_target
 
 NAMES = ["circle", "square", "triangle"]

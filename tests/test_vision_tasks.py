@@ -10,14 +10,14 @@ import torch
 
 from framework.config import parse_overrides
 from framework.errors import FrameworkError
-from framework.grid import expand
-from framework.registry import Registry
+from framework.config.grid import expand
+from framework.config.registry import Registry
 
 REGISTRY = Registry()
 
 
 def _build(task: str, tmp_path, *overrides: str):
-    from framework.run import build
+    from framework.training.run import build
 
     request = parse_overrides([f"tasks={task}", "optimizers=adamw_baseline", f"engine.output_dir={tmp_path}", *overrides])
     (spec,) = expand(request, REGISTRY)
@@ -28,7 +28,7 @@ def _build(task: str, tmp_path, *overrides: str):
 def _trainer(**options):
     import lightning.pytorch as pl
 
-    from framework.optimizer_modes import OptimizerModes
+    from framework.training.optimizer_modes import OptimizerModes
 
     return pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False, num_sanity_val_steps=0, callbacks=[OptimizerModes()], **options)
@@ -116,7 +116,7 @@ def test_missing_real_data_is_one_clear_error(task, key, tmp_path):
 
 
 def test_checkpoints_keep_and_restore_class_names(tmp_path):
-    from framework.callbacks import CheckpointMetadata
+    from framework.training.callbacks import CheckpointMetadata
 
     model, datamodule = _build("classification", tmp_path, "task.batch_size=8")
     trainer = _trainer(max_steps=1, limit_val_batches=1)
@@ -134,7 +134,7 @@ def test_checkpoints_keep_and_restore_class_names(tmp_path):
 
 
 def test_loaders_batch_with_the_tasks_collate_also_when_skipping_bad_samples(tmp_path):
-    from framework.vision.sample import Batch
+    from framework.vision.collate import Batch
 
     for skip in (0, 2):  # engine.skip_bad_samples > 0 wraps the collate to drop samples that failed
         _, datamodule = _build("semantic_segmentation", tmp_path / str(skip), "task.batch_size=2",

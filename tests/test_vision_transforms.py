@@ -13,8 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from framework.vision.sample import IGNORE_LABEL, Collate, Sample, masks_to_boxes, panoptic_to_boxes
+from framework.vision.sample import IGNORE_LABEL, Sample, masks_to_boxes, panoptic_to_boxes
+
+from framework.vision.collate import Collate
 from framework.vision.targets import box_targets, mask_targets, semantic_target, to_cxcywh
+from framework.vision import geometry as G
 from framework.vision import transforms as T
 
 
@@ -79,9 +82,9 @@ def apply(step, sample: Sample, draws: list[float]) -> Sample:
     height, width = sample.size
     if step == "crop":
         h, w = max(1, int(draws[0] * height)), max(1, int(draws[1] * width))
-        return T.crop(sample, int(draws[2] * (height - h)), int(draws[3] * (width - w)), h, w)
+        return G.crop(sample, int(draws[2] * (height - h)), int(draws[3] * (width - w)), h, w)
     if step == "pad":
-        return T.pad(sample, height + int(draws[0] * 10), width + int(draws[1] * 10))
+        return G.pad(sample, height + int(draws[0] * 10), width + int(draws[1] * 10))
     return step(sample, torch.Generator().manual_seed(int(draws[0] * 1e6)))
 
 
@@ -172,7 +175,7 @@ def test_resampled_mask_edges_sit_where_the_image_changes_colour(seed):
     image = torch.where(mask, 200, 40).to(torch.uint8).expand(3, -1, -1).contiguous()
     sample = Sample(image=image, labels=torch.tensor([0]), iscrowd=torch.tensor([False]), masks=mask)
     size = tuple(int(v) for v in torch.randint(5, 120, (2,), generator=generator))
-    for out in (T.resize(sample, *size), T.LargeScaleJitter(size=48)(sample, generator)):
+    for out in (G.resize(sample, *size), T.LargeScaleJitter(size=48)(sample, generator)):
         if len(out.labels) == 0:
             continue
         value = out.image[0].to(torch.float32)
@@ -183,10 +186,10 @@ def test_resampled_mask_edges_sit_where_the_image_changes_colour(seed):
 def test_hflip_mirrors_boxes_and_maps():
     generator = torch.Generator().manual_seed(0)
     s = scene(generator)["instance"]
-    flipped = T.hflip(s)
+    flipped = G.hflip(s)
     assert torch.equal(flipped.masks, s.masks.flip(-1))
     assert torch.equal(flipped.boxes, masks_to_boxes(flipped.masks))
-    assert torch.equal(T.hflip(flipped).boxes, s.boxes)
+    assert torch.equal(G.hflip(flipped).boxes, s.boxes)
 
 
 def test_large_scale_jitter_output_size_and_scale_range():
@@ -215,8 +218,8 @@ def test_train_preset_normalises_then_pads_to_the_crop_size():
 
 def test_normalize_uses_imagenet_statistics():
     image = torch.full((3, 2, 2), 255, dtype=torch.uint8)
-    out = T.normalize(Sample(image=image)).image
-    expected = (1.0 - torch.tensor(T.IMAGENET_MEAN)) / torch.tensor(T.IMAGENET_STD)
+    out = G.normalize(Sample(image=image)).image
+    expected = (1.0 - torch.tensor(G.IMAGENET_MEAN)) / torch.tensor(G.IMAGENET_STD)
     assert torch.allclose(out[:, 0, 0], expected, atol=1e-6)
 
 
@@ -287,7 +290,7 @@ def test_enlarging_resize_of_the_crop_window_equals_resize_then_crop(seed):
         for kind, image in images.items():
             whole = F.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False)[0]
             expected = whole[:, top : top + crop_height, left : left + crop_width]
-            got = T._resize_image(image, height, width, top, left, crop_height, crop_width)
+            got = G._resize_image(image, height, width, top, left, crop_height, crop_width)
             assert got.shape == expected.shape and got.dtype == image.dtype
             if kind == "float":
                 assert torch.allclose(got, expected, atol=0.05), kind
@@ -298,7 +301,7 @@ def test_enlarging_resize_of_the_crop_window_equals_resize_then_crop(seed):
 def test_source_window_lines_up_with_the_whole_resize():
     for in_size, out_size, start, count in [(480, 1536, 300, 1024), (480, 1401, 200, 1024), (7, 20, 13, 5),
                                             (10, 10, 3, 4), (640, 2048, 1024, 1024), (3, 50, 0, 50), (26, 27, 0, 23)]:
-        first, stop, begin, end = T._source_window(in_size, out_size, start, count)
+        first, stop, begin, end = G._source_window(in_size, out_size, start, count)
         assert 0 <= first <= start and start + count <= stop <= out_size
         assert first * in_size == begin * out_size  # the window starts on a source pixel
         assert end - begin != stop - first or in_size == out_size  # torch would copy, not resample
@@ -309,8 +312,8 @@ def test_source_window_lines_up_with_the_whole_resize():
 def test_normalize_into_the_padded_canvas_equals_normalize_then_pad():
     generator = torch.Generator().manual_seed(4)
     sample = scene(generator)["panoptic"]
-    fused = T.normalize(sample, pad_to=(70, 80))
-    separate = T.pad(T.normalize(sample), 70, 80)
+    fused = G.normalize(sample, pad_to=(70, 80))
+    separate = G.pad(G.normalize(sample), 70, 80)
     assert torch.allclose(fused.image, separate.image, atol=1e-6)
     assert torch.equal(fused.panoptic, separate.panoptic) and torch.equal(fused.valid, separate.valid)
     height, width = sample.size

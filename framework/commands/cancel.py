@@ -13,7 +13,7 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework import results
+    from framework.results import run_folder
     from framework.commands.status import cell_states
     from framework.executors import slurm
 
@@ -23,7 +23,7 @@ def handler(args: argparse.Namespace) -> int:
     live_plots = [j for j in plot_jobs if plot_states.get(j) in slurm.ALIVE]
     cancelled = slurm.cancel([r["job_id"] for r in live] + live_plots)
     for record in live:  # recorded now: a job cancelled while pending never writes its own status
-        results.write_status(Path(record["run_dir"]), "failed",
+        run_folder.write_status(Path(record["run_dir"]), "failed",
                              error=f"cancelled (framework cancel, job {record['job_id']}); the next `framework run` resubmits it")
     print(f"cancelled {len(cancelled)} job{'s' * (len(cancelled) != 1)}" + (f": {' '.join(cancelled)}" if cancelled else ""))
     return 0

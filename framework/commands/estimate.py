@@ -35,10 +35,10 @@ def register(commands) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from framework.errors import FrameworkError
-    from framework.estimate import estimate, markdown, rows, totals
-    from framework.grid import expand
-    from framework.registry import Registry
-    from framework.yamlio import atomic_write_text
+    from framework.training.estimate import estimate, markdown, rows, totals
+    from framework.config.grid import expand
+    from framework.config.registry import Registry
+    from framework.config.file_io import atomic_write_text
 
     if args.steps < 1:
         raise FrameworkError(f"--steps must be at least 1, got {args.steps}")

@@ -38,7 +38,7 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.evaluate import evaluate, find_checkpoints
+    from framework.training.evaluate import evaluate, find_checkpoints
 
     which = ("best", "last") if args.checkpoint == "both" else (args.checkpoint,)
     status = 0

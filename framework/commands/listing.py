@@ -17,7 +17,7 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.registry import EXCLUDED_FROM_ALL, Registry
+    from framework.config.registry import EXCLUDED_FROM_ALL, Registry
 
     kind = args.command[:-1]
     registry = Registry(args.plugin_path)

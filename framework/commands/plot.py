@@ -29,7 +29,7 @@ def add_figure_arguments(parser: argparse.ArgumentParser) -> None:
 
 def analyze_figures(args: argparse.Namespace, plot_dir: str | None, formats: tuple[str, ...], strict: bool = True):
     """`analysis.analyze` with the options of `add_figure_arguments`; its notes go to stderr."""
-    from framework.analysis import analyze
+    from framework.results.analysis import analyze
 
     result = analyze(args.output, plot_dir=plot_dir, x=args.x, y=args.y, split=tuple(args.split),
                      aggregate=tuple(args.aggregate), formats=formats, strict=strict)

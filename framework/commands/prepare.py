@@ -21,8 +21,8 @@ def register(commands) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from framework.config import Node
-    from framework.grid import expand
-    from framework.registry import Registry
+    from framework.config.grid import expand
+    from framework.config.registry import Registry
 
     request = read_request(args)
     registry = Registry(request.plugin_paths())

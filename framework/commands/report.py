@@ -28,7 +28,7 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.report import write_report
+    from framework.results.report import write_report
 
     result = analyze_figures(args, args.plots, ("png", "pdf"), strict=False)
     print(write_report(result, args.out))

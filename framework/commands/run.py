@@ -77,24 +77,24 @@ class Progress:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework import results
+    from framework.results import run_folder
     from framework.executors import slurm
-    from framework.grid import describe_axes, expand
-    from framework.registry import Registry
+    from framework.config.grid import describe_axes, expand
+    from framework.config.registry import Registry
 
     request = read_request(args)
     registry = Registry(request.plugin_paths())
     runs = expand(request, registry)
     axes = describe_axes(runs)
     if args.sanity:
-        from framework.sanity import check_grid
+        from framework.training.sanity import check_grid
 
         if not check_grid(runs, registry):
             return 1
     if args.dry_run:
         rows = []
         for i, spec in enumerate(runs, 1):
-            status = results.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
+            status = run_folder.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
             rows.append([str(i), spec.task, spec.optimizer, spec.run_id, *(fmt(spec.sweep.get(k, "")) for k in axes), status.get("state", "new")])
         print(table(["#", "task", "optimizer", "run_id", *axes, "state"], rows))
         print(f"{len(runs)} runs (dry run: nothing was run)")
@@ -141,13 +141,13 @@ def handler(args: argparse.Namespace) -> int:
 
 def _submit(runs, plugin_paths: list[str], force: bool, output: Path) -> int:
     """slurm executor: submit what has not finished and return; `framework status` follows it."""
-    from framework import results
+    from framework.results import run_folder
     from framework.executors import slurm
 
     todo = []
     for spec in runs:
-        status = results.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
-        if force or status.get("state") not in results.FINISHED:
+        status = run_folder.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
+        if force or status.get("state") not in run_folder.FINISHED:
             todo.append(spec)
     submission = slurm.submit(todo, plugin_paths, force=force)
     print(f"{len(runs) - len(todo)} finished runs skipped; {len(todo)} submitted"

@@ -21,12 +21,12 @@ def register(commands) -> None:
 
 def cell_states(output: str) -> list[dict]:
     """One record per run directory: task, optimizer, run_id, sweep, state, job_id, note, run_dir."""
-    from framework import results
+    from framework.results import run_folder
     from framework.executors import slurm
 
     cells = []
-    for run_dir in results.iter_run_dirs(output):
-        status = results.read_status_and_job(run_dir)
+    for run_dir in run_folder.iter_run_dirs(output):
+        status = run_folder.read_status_and_job(run_dir)
         status.setdefault("state", "unknown")
         cells.append({"run_dir": run_dir, "status": status})
     jobs = [c["status"].get("job_id") for c in cells if c["status"]["state"] in slurm.IN_FLIGHT]
@@ -47,7 +47,7 @@ def cell_states(output: str) -> list[dict]:
 
 def _local_running(run_dir) -> tuple[str, str]:
     """A cell a local process records as running: still running while its lock's holder lives."""
-    from framework.locks import STALE_AFTER_S, read_holder
+    from framework.training.run_lock import STALE_AFTER_S, read_holder
 
     holder = read_holder(run_dir)
     reason = "no process holds its lock" if holder is None else holder.stale_reason(STALE_AFTER_S)

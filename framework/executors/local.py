@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
-from framework import results
+from framework.results import run_folder
 from framework.errors import FrameworkError
-from framework.grid import RunSpec
+from framework.config.grid import RunSpec
 
 Report = Callable[[RunSpec, dict], None]
 
@@ -88,8 +88,8 @@ def _serve(connection: Connection, environment: dict[str, str]) -> None:
     _die_with_parent()
     os.environ.update(environment)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops workers itself
-    from framework.registry import Registry
-    from framework.run import execute
+    from framework.config.registry import Registry
+    from framework.training.run import execute
 
     import torch
 
@@ -166,7 +166,7 @@ def _death(process) -> str:
 def _record_death(spec: RunSpec, error: str) -> dict:
     run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
     if run_dir.exists():
-        results.write_status(run_dir, "failed", error=error, finished=time.time())
+        run_folder.write_status(run_dir, "failed", error=error, finished=time.time())
     return {"state": "failed", "seconds": 0.0, "error": error, "scores": {}}
 
 
@@ -174,8 +174,8 @@ def run_all(runs: list[RunSpec], plugin_paths: list[str], workers: int, force: b
             report: Report | None = None) -> list[dict]:
     """Train every cell; returns one outcome dict (state, seconds, error, scores) per run, in order."""
     if workers == 0:
-        from framework.registry import Registry
-        from framework.run import execute
+        from framework.config.registry import Registry
+        from framework.training.run import execute
 
         registry, outcomes = Registry(plugin_paths), []
         for spec in runs:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework import results
+from framework.results import run_folder
 from framework.errors import FrameworkError
-from framework.grid import RunSpec
+from framework.config.grid import RunSpec
 
 SUBMISSIONS_FILE = "submissions.jsonl"
 DEFAULT_TIME_MIN = 60
@@ -123,7 +123,7 @@ def scheduler_states(job_ids: Iterable[str]) -> dict[str, str]:
 
 def reconcile(status: Mapping[str, Any], scheduler: Mapping[str, str]) -> tuple[str, str | None]:
     """A cell's state from its status.json and the scheduler: (state, error or note)."""
-    state, job = status.get("state", "unknown"), status.get("job_id")  # see results.read_status_and_job
+    state, job = status.get("state", "unknown"), status.get("job_id")  # see run_folder.read_status_and_job
     if state not in IN_FLIGHT or not job or job not in scheduler:
         return state, status.get("error")
     queued = scheduler[job]
@@ -140,7 +140,7 @@ def in_flight(runs: list[RunSpec]) -> dict[str, str]:
     """Cells a SLURM job still owns (pending, running or requeued), by run_id -> job id."""
     owned = {}
     for spec in runs:
-        status = results.read_status_and_job(spec.run_dir(spec.config["engine"]["output_dir"]))
+        status = run_folder.read_status_and_job(spec.run_dir(spec.config["engine"]["output_dir"]))
         if status.get("state") in IN_FLIGHT and status.get("job_id"):
             owned[spec.run_id] = str(status["job_id"])
     if not owned or shutil.which("sacct") is None:
@@ -182,20 +182,20 @@ def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) ->
             if force and run_dir.exists():
                 shutil.rmtree(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
-            results.write_config(run_dir, spec.config)
+            run_folder.write_config(run_dir, spec.config)
             # pending is written before sbatch: once submitted, status.json is the job's alone to write
-            results.write_status(run_dir, "pending", task=spec.task, optimizer=spec.optimizer, run_id=spec.run_id,
+            run_folder.write_status(run_dir, "pending", task=spec.task, optimizer=spec.optimizer, run_id=spec.run_id,
                                  sweep=spec.sweep, submitted=time.time(), error=None, traceback=None)
         try:
             with executor.batch():
                 jobs = [executor.submit(CellJob(spec, plugin_paths)) for spec in specs]
         except Exception as exc:  # sbatch refused: name the group's options, which are the usual cause
             for spec in specs:
-                results.write_status(spec.run_dir(spec.config["engine"]["output_dir"]), "failed",
+                run_folder.write_status(spec.run_dir(spec.config["engine"]["output_dir"]), "failed",
                                      error=f"not submitted: sbatch refused it ({exc})")
             raise FrameworkError(f"sbatch refused the jobs of {specs[0].task} ({exc}); check engine.sbatch_args") from exc
         for spec, job in zip(specs, jobs):
-            results.write_job(spec.run_dir(spec.config["engine"]["output_dir"]), job.job_id, folder)
+            run_folder.write_job(spec.run_dir(spec.config["engine"]["output_dir"]), job.job_id, folder)
             submission.jobs[spec.run_id] = job.job_id
         submission.arrays.append(jobs[0].job_id.split("_")[0])
     if engine["slurm"]["plot"]:

@@ -11,13 +11,13 @@ import time
 
 import submitit
 
-from framework import results
-from framework.grid import RunSpec
+from framework.results import run_folder
+from framework.config.grid import RunSpec
 
 
 class CellJob(submitit.helpers.Checkpointable):
     """Train one grid cell. On a timeout or preemption submitit calls `checkpoint`, which records the
-    requeue in status.json; the training side (`framework.preemption`) has saved last.ckpt by then, and
+    requeue in status.json; the training side (`framework.training.preemption`) has saved last.ckpt by then, and
     the requeued job resumes from it through the usual resume path."""
 
     def __init__(self, spec: RunSpec, plugin_paths: list[str]):
@@ -25,8 +25,8 @@ class CellJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         os.environ["FRAMEWORK_SLURM_JOB"] = "1"
-        from framework.registry import Registry
-        from framework.run import execute, train_and_test
+        from framework.config.registry import Registry
+        from framework.training.run import execute, train_and_test
 
         registry = Registry(self.plugin_paths)
         environment = submitit.JobEnvironment()
@@ -42,14 +42,14 @@ class CellJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self) -> submitit.helpers.DelayedSubmission:
         run_dir = self._run_dir()
-        status = results.read_status(run_dir) or {}
-        if status.get("state") not in results.FINISHED:
-            results.write_status(run_dir, "requeued", requeues=status.get("requeues", 0) + 1, requeued=time.time())
+        status = run_folder.read_status(run_dir) or {}
+        if status.get("state") not in run_folder.FINISHED:
+            run_folder.write_status(run_dir, "requeued", requeues=status.get("requeues", 0) + 1, requeued=time.time())
         return submitit.helpers.DelayedSubmission(self)
 
 
 def plot_job(output_dir: str) -> list[str]:
     """The `engine.slurm.plot` job: heatmaps of the grid, after every cell ended (afterany)."""
-    from framework.plots import plot_heatmaps
+    from framework.results.heatmaps import plot_heatmaps
 
     return [str(path) for path in plot_heatmaps(output_dir)]

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from framework.task import TaskModel
+from framework.training.task import TaskModel
 from framework.vision.adapters import adapter_for
 from framework.vision.models import grouped, load_model
 

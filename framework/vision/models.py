@@ -192,7 +192,7 @@ def backbone_prefix(model: nn.Module) -> str:
 def grouped(model: nn.Module, pretrained: bool, backbone_lr_multiplier: float) -> Any:
     """The model wrapped for the optimizer: a pretrained backbone is its own group at
     `backbone_lr_multiplier` (random-init presets train every part at the base rate)."""
-    from framework.groups import GroupedModel, ParameterGroup
+    from framework.training.parameter_groups import GroupedModel, ParameterGroup
 
     if not pretrained or backbone_lr_multiplier == 1.0:
         return GroupedModel(model)

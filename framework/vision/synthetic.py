@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.data_cache import generate_once
+from framework.training.data_cache import generate_once
 
 import numpy as np
 

@@ -16,10 +16,10 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import Dataset, Subset
 
-from framework.task import TaskDataModule
+from framework.training.task import TaskDataModule
 from framework.vision.categories import Categories
 from framework.vision.coco import load_json, panoptic_file, prepare_coco, instances_file
-from framework.vision.sample import Collate
+from framework.vision.collate import Collate
 from framework.vision.synthetic import SyntheticCocoSpec, prepare_synthetic_coco
 from framework.vision.transforms import eval_transforms, train_transforms
 

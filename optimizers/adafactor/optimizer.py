@@ -7,9 +7,7 @@ from typing import Any
 
 import torch
 
-from framework.groups import GroupedModel
-from framework.hyperparams import check
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, check_values, build_scheduler
 
 if not hasattr(torch.optim, "Adafactor"):  # listed as broken with this hint rather than failing each run
     raise ImportError(f"the adafactor optimizer needs torch.optim.Adafactor, which torch {torch.__version__} lacks: upgrade torch")
@@ -21,7 +19,7 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
               "eps2": "[0, inf)", "clip_threshold": "[1, inf)"}
     if opt.eps1 is not None:  # null: torch picks the machine epsilon of each parameter's dtype
         ranges["eps1"] = "[0, inf)"
-    check(opt, ranges)
+    check_values(opt, ranges)
     # torch's Adafactor takes lr as the cap of the relative step size rho_t = min(lr, 1 / sqrt(t)); the
     # step itself is rho_t times the parameter's RMS. So the shared schedule and the groups' multipliers
     # scale it as they scale any other optimizer's lr. Weight decay is decoupled: w *= 1 - lr * wd.

@@ -6,14 +6,12 @@ from typing import Any
 
 import torch
 
-from framework.groups import GroupedModel
-from framework.hyperparams import check
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, check_values, build_scheduler
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
-    check(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
+    check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
                 "eps": "(0, inf)"})
     # Adam adds weight_decay * w to the gradient (L2), so the decay is rescaled by the adaptive
     # denominator: the difference to adamw_baseline that this plugin exists to measure.

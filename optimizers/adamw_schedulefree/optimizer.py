@@ -1,7 +1,7 @@
 """Schedule-free AdamW (Defazio et al., 2024): no decay schedule, the evaluated weights are an average.
 
 The engine switches the optimizer to eval mode around validation, testing and checkpointing and back to
-train mode for training steps (framework/optimizer_modes.py), so scores and checkpoints use the averaged
+train mode for training steps (framework/training/optimizer_modes.py), so scores and checkpoints use the averaged
 weights. Warmup comes from the shared schedule; the library's own warmup is left at 0 so it is not
 applied twice.
 """
@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework.groups import GroupedModel
-from framework.hyperparams import check
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, check_values, build_scheduler
 
 try:
     from schedulefree import AdamWScheduleFree
@@ -23,7 +21,7 @@ except ImportError as exc:  # the plugin is listed as broken with this hint inst
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
     # schedulefree checks nothing itself: a beta1 of 0 would divide by zero in eval().
-    check(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "(0, 1)", "beta2": "[0, 1)",
+    check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "(0, 1)", "beta2": "[0, 1)",
                 "eps": "(0, inf)", "r": "[0, inf)", "weight_lr_power": "[0, inf)"})
     optimizer = AdamWScheduleFree(
         model.param_groups(opt.learning_rate, opt.weight_decay),

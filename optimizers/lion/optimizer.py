@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework.groups import GroupedModel
-from framework.hyperparams import check
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, check_values, build_scheduler
 
 try:
     from lion_pytorch import Lion
@@ -17,7 +15,7 @@ except ImportError as exc:  # the plugin is listed as broken with this hint inst
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
     # lion-pytorch only asserts lr > 0 and betas in [0, 1], without naming the key.
-    check(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1]", "beta2": "[0, 1]"})
+    check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1]", "beta2": "[0, 1]"})
     # Weight decay as in the paper: each step w *= 1 - lr * wd with the group's current lr, so it follows
     # the schedule and the group's multiplier. (lion-pytorch's decoupled_weight_decay option divides wd by
     # a single initial lr shared by all groups, which would undo the multipliers: not used.)

@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from framework.groups import NO_DECAY, GroupedModel, ParameterGroup
-from framework.hyperparams import check
-from framework.schedulers import build_scheduler
+from framework.api import NO_DECAY, GroupedModel, ParameterGroup, check_values, build_scheduler
 
 if not hasattr(torch.optim, "Muon"):  # listed as broken with this hint rather than failing each run
     raise ImportError(f"the muon optimizer needs torch.optim.Muon, which torch {torch.__version__} lacks: upgrade torch")
@@ -76,7 +74,7 @@ def _muon_parameters(model: GroupedModel, exclude: tuple[str, ...]) -> set[int]:
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
-    check(
+    check_values(
         opt,
         {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "momentum": "[0, 1)", "ns_steps": "[1, 99]",
          "beta1": "[0, 1)", "beta2": "[0, 1)", "eps": "(0, inf)"},

@@ -9,9 +9,7 @@ from typing import Any
 
 import torch
 
-from framework.groups import GroupedModel
-from framework.hyperparams import check
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, check_values, build_scheduler
 
 try:
     from prodigyopt import Prodigy
@@ -61,7 +59,7 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
               "eps": "(0, inf)", "d0": "(0, inf)", "d_coef": "(0, inf)"}
     if opt.beta3 is not None:  # null: the library uses sqrt(beta2)
         ranges["beta3"] = "[0, 1)"
-    check(opt, ranges)
+    check_values(opt, ranges)
     with contextlib.redirect_stdout(io.StringIO()):  # the library prints a line per run when decay is decoupled
         optimizer = GroupScaledProdigy(
             model.param_groups(opt.learning_rate, opt.weight_decay),

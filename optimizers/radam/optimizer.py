@@ -7,14 +7,12 @@ from typing import Any
 
 import torch
 
-from framework.groups import GroupedModel
-from framework.hyperparams import check
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, check_values, build_scheduler
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
-    check(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
+    check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
                 "eps": "(0, inf)"})
     optimizer = torch.optim.RAdam(
         model.param_groups(opt.learning_rate, opt.weight_decay),

@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from framework.groups import GroupedModel
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, build_scheduler
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:

@@ -7,14 +7,12 @@ from typing import Any
 
 import torch
 
-from framework.groups import GroupedModel
-from framework.hyperparams import check
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, check_values, build_scheduler
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
-    check(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "momentum": "[0, 1)"})
+    check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "momentum": "[0, 1)"})
     if opt.nesterov and opt.momentum == 0:
         raise ValueError("optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0")
     optimizer = torch.optim.SGD(

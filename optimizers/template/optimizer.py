@@ -19,8 +19,7 @@ from typing import Any
 # Heavy imports are fine here: the engine imports this file only when a run uses this optimizer.
 import torch
 
-from framework.groups import GroupedModel
-from framework.schedulers import build_scheduler
+from framework.api import GroupedModel, build_scheduler
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:

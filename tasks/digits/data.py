@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from framework.task import TaskDataModule
+from framework.api import TaskDataModule
 
 
 class DigitsDataModule(TaskDataModule):

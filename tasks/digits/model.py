@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from framework.task import TaskModel
+from framework.api import TaskModel
 
 
 def mlp(hidden: int, layers: int, dropout: float, classes: int = 10) -> nn.Sequential:

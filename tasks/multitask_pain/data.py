@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from framework.errors import DataError
-from framework.task import TaskDataModule
+from framework.api import DataError, TaskDataModule
 
 from .features import SOURCES, InputShape, Source, detect_input_shape, load_source, pool, read_manifest
 

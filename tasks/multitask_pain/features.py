@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework.datafiles import read_json
-from framework.errors import DataError
+from framework.api import read_json, DataError
 
 FORMAT = "multitask_pain/1"
 MANIFEST = "manifest.json"

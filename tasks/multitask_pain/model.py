@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from framework.task import TaskModel
+from framework.api import TaskModel
 
 from .data import NO_LABEL, DataSpec
 from .features import SOURCES

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.errors import ConfigError, FrameworkError
-from framework.hyperparams import choice_problems, range_problems
+from framework.api import ConfigError, FrameworkError, choice_problems, range_problems
 
 # Only light imports (no torch): the checks can run as early as the engine likes, e.g. in a dry run.
 from .features import POOLINGS, SOURCES

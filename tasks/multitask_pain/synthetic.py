@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework.data_cache import generate_once
+from framework.api import generate_once
 
 from .features import FORMAT, MANIFEST
 

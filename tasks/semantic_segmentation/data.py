@@ -8,11 +8,10 @@ longer side at most `eval_max_size`; batches are padded (padding is ignored by l
 
 from __future__ import annotations
 
-from framework.errors import FrameworkError
-from framework.task import TaskDataModule
+from framework.api import FrameworkError, TaskDataModule
 from framework.vision.coco import CocoPanoptic
 from framework.vision.folders import ADE20K, prepare_ade20k
-from framework.vision.sample import Collate
+from framework.vision.collate import Collate
 from framework.vision.task_data import coco_categories, coco_root, coco_splits, hold_out
 from framework.vision.transforms import eval_transforms, train_transforms
 

@@ -9,7 +9,7 @@ Validation and test data must be different datasets: the engine checks. Each spl
 its first loader: an empty split is an error (the validation set too: hold one out of the training data
 here if your data has none), and a sample that fails to load is named by its split and index, and by
 `dataset.sample_source(index)` (e.g. its file path) when your dataset defines it. Helpers that read
-files with named errors: framework/datafiles.py.
+files with named errors: framework/training/data_files.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from framework.task import TaskDataModule
+from framework.api import TaskDataModule
 
 
 def make_blobs(n: int, classes: int, dim: int, noise: float, seed: int) -> TensorDataset:

@@ -4,7 +4,7 @@ Build the network in __init__ and pass it to super().__init__(model, optimizer, 
 wraps it in a GroupedModel (no weight decay for biases, norms and embeddings). To give part of the
 network its own learning rate (e.g. a pretrained backbone at 0.1x), wrap it yourself:
 
-    from framework.groups import GroupedModel, ParameterGroup
+    from framework.api import GroupedModel, ParameterGroup
     backbone = ParameterGroup.from_prefix(net, "backbone.", name="backbone", lr_multiplier=0.1)
     super().__init__(GroupedModel(net, [backbone]), optimizer, config)
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import functional as F
 
-from framework.task import TaskModel
+from framework.api import TaskModel
 
 
 class BlobsModel(TaskModel):

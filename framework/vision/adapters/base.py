@@ -8,7 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from framework.errors import FrameworkError
-from framework.vision.sample import Batch
+from framework.vision.collate import Batch
 
 
 class Adapter:

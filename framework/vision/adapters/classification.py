@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from framework.vision.adapters.base import Adapter
-from framework.vision.sample import Batch
+from framework.vision.collate import Batch
 
 
 class ClassificationAdapter(Adapter):

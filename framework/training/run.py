@@ -1,0 +1,298 @@
+"""One run end to end: build the task and optimizer, fit with Lightning, test the best and the last
+checkpoint, and record everything in the run directory.
+
+A run that raises is recorded as failed, one whose loss stops being finite as diverged; finished runs
+are skipped and unfinished ones resume from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import re
+import shutil
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framework.results import run_folder
+from framework.config import Node
+from framework.errors import DivergedError, FrameworkError, one_line
+from framework.config.grid import RunSpec
+from framework.config.registry import Registry
+from framework.training.environment import write_environment
+
+
+MODEL_SUMMARY_FILE = "model_summary.txt"  # parameter counts per module, written into each run directory
+
+
+@dataclass
+class Outcome:
+    spec: RunSpec
+    state: str  # done / failed / diverged / skipped / locked (another process is training it)
+    seconds: float = 0.0
+    error: str | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+
+
+class OptimizerFactory:
+    """What a task receives as `optimizer`: calls the optimizer plugin with the run's config and the
+    number of optimizer steps of the whole training (for schedules)."""
+
+    def __init__(self, configure: Any, config: Node):
+        self.configure, self.config = configure, config
+
+    def __call__(self, model: Any, total_steps: int) -> Any:
+        run = dict(self.config["run"]) if "run" in self.config else {}
+        return self.configure(model, self.config.replace(run={**run, "total_steps": int(total_steps)}))
+
+
+def quiet_lightning() -> None:
+    """One line per run is printed by the CLI; Lightning's banners and tips would drown it."""
+    import lightning.pytorch  # noqa: F401  (sets its loggers to INFO on import: lower them after)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    # a machine with SLURM's commands installed is not a SLURM job: the local executor means it
+    warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system.*")
+
+
+def _checkpoint_step(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
+def _in_slurm_job() -> bool:
+    """Inside a job submitted by the slurm executor (set by executors/slurm_job.py)."""
+    return os.environ.get("FRAMEWORK_SLURM_JOB") == "1"
+
+
+def _cluster_callbacks(run_dir: Path) -> list:
+    if not _in_slurm_job():
+        return []
+    from framework.training.preemption import PreemptionCheckpoint
+
+    return [PreemptionCheckpoint(run_folder.checkpoint_dir(run_dir) / "last.ckpt")]
+
+
+def _cluster_plugins() -> list:
+    """In a SLURM job, requeueing is submitit's (framework.training.preemption): Lightning's own is turned off."""
+    if not _in_slurm_job():
+        return []
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)]
+
+
+def _strategy(devices: int) -> str:
+    """Several devices: DDP. In a SLURM job each device has its own task (process), started by srun;
+    elsewhere Lightning starts them with `ddp_spawn`, because its default `ddp` launcher reruns the
+    command line, which for `framework run` would be the whole grid."""
+    if devices == 1:
+        return "auto"
+    return "ddp" if _in_slurm_job() else "ddp_spawn"
+
+
+def load_task(config: Node, registry: Registry):
+    """The task's model and data module for `config` (a resolved config), with the optimizer plugin
+    injected, after seeding every RNG with engine.seed."""
+    import lightning.pytorch as pl
+
+    task_module = registry.get("task", config.task.name).load()
+    optimizer_module = registry.get("optimizer", config.optimizer.name).load()
+    for module, name in ((task_module, "get_task"), (optimizer_module, "configure_optimizers")):
+        if not callable(getattr(module, name, None)):
+            raise FrameworkError(f"{module.__file__} does not define {name}(); see the plugin template")
+    pl.seed_everything(config.engine.seed, workers=True, verbose=False)
+    return task_module.get_task(OptimizerFactory(optimizer_module.configure_optimizers, config), config)
+
+
+def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None):
+    """The task's model and data module and the Lightning Trainer of one run."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from framework.training import lightning_speedups
+    from framework.training.checkpoint_io import AtomicCheckpointIO
+    from framework.training.callbacks import (
+        CheckpointMetadata, DivergenceCheck, EpochSeed, ModelSummaryFile, NoProfiler, TrainTimer,
+    )
+    from framework.training.optimizer_modes import OptimizerModes
+    from framework.training.csv_logs import ResumableCSVLogger
+    from framework.training.trainer_options import early_stopping, trainer_arguments
+
+    lightning_speedups.apply()  # behaviour-identical shortcuts in Lightning's per-step calls
+
+    config = Node({**spec.config, "run": {"id": spec.run_id, "dir": str(run_dir)}})
+    model, datamodule = load_task(config, registry)
+
+    task, engine = config.task, config.engine
+    checkpoint = ModelCheckpoint(
+        dirpath=run_folder.checkpoint_dir(run_dir),
+        filename="best-{epoch}-{step}",
+        monitor=task.target_metric,
+        mode=task.target_metric_mode,
+        save_top_k=1,
+        save_last=True,
+    )
+    timer = TrainTimer()
+    stopper = early_stopping(config)
+    trainer = pl.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=task.max_epochs if task.max_epochs is not None else -1,
+        max_steps=task.max_steps if task.max_steps is not None else -1,
+        **trainer_arguments(engine),  # accelerator, devices, precision, deterministic, accumulation, clipping
+        log_every_n_steps=engine.log_every_n_steps,
+        check_val_every_n_epoch=engine.check_val_every_n_epoch,
+        enable_progress_bar=engine.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        logger=ResumableCSVLogger(run_dir, _checkpoint_step(resume) if resume else None),
+        callbacks=[checkpoint, timer, DivergenceCheck(), EpochSeed(engine.seed), OptimizerModes(), *_cluster_callbacks(run_dir),
+                   CheckpointMetadata(config), ModelSummaryFile(run_dir / MODEL_SUMMARY_FILE),
+                   *([stopper] if stopper else [])],
+        plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
+        strategy=_strategy(engine.devices),
+        profiler=NoProfiler(),
+    )
+    return model, datamodule, trainer, checkpoint, timer
+
+
+def score_checkpoint(trainer, model, datamodule, path: str) -> dict[str, float]:
+    """Validation and test scores of the checkpoint at `path` (with its epoch and step when its name has them)."""
+    scores: dict[str, float] = {}
+    for evaluate in (trainer.validate, trainer.test):
+        # weights_only: a checkpoint holds tensors and plain values only, so nothing in it can run code
+        for values in evaluate(model, datamodule=datamodule, ckpt_path=path, verbose=False, weights_only=True):
+            scores.update({k: float(v) for k, v in values.items()})
+    match = re.search(r"epoch=(\d+)-step=(\d+)", Path(path).name)
+    if match:
+        scores.update(epoch=int(match[1]), step=int(match[2]))
+    return scores
+
+
+def _train_summary(trainer, model, datamodule, timer) -> dict[str, Any]:
+    """scores.json's "train" entry: timings, samples per second, and how the training went."""
+    stopper = trainer.early_stopping_callback
+    return {
+        **timer.summary(),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "precision": str(trainer.precision),  # what it trained in (engine.precision may have fallen back)
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "stopped_early_at_epoch": stopper.stopped_epoch if stopper is not None and stopper.stopped_epoch else None,
+        "skipped_samples": datamodule.skipped.count() if hasattr(datamodule, "skipped") else 0,
+    }
+
+
+def _check_splits(datamodule) -> None:
+    """Validation and test data must never be the same objects."""
+    val, test = getattr(datamodule, "data_val", None), getattr(datamodule, "data_test", None)
+    if val is not None and val is test:
+        raise FrameworkError(f"{type(datamodule).__name__}: data_val and data_test are the same dataset; hold out separate splits")
+
+
+def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path) -> dict[str, Any]:
+    """Fit (resuming from the last checkpoint if there is one), then test each requested checkpoint."""
+    quiet_lightning()
+    resume = run_folder.last_checkpoint(run_dir)
+    model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir, resume)
+    # Lightning allocates enough objects every step to set off the garbage collector, whose full passes
+    # would walk every object of torch, Lightning and the data (~0.4M, a tenth of a second each).
+    # Freezing what exists now keeps them out of those passes; unfreezing afterwards lets a grid of runs
+    # in one process still free each finished run.
+    gc.collect()
+    gc.freeze()
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume) if resume else None, weights_only=True)
+    finally:
+        gc.unfreeze()
+    # Read the timer now: testing a checkpoint restores the callbacks' states saved in it.
+    train = _train_summary(trainer, model, datamodule, timer)
+    _check_splits(datamodule)
+    last = run_folder.last_checkpoint(run_dir)
+    paths = {"best": checkpoint.best_model_path or (str(last) if last else ""), "last": str(last) if last else ""}
+    scores: dict[str, Any] = {}
+    for which in spec.config["engine"]["test_checkpoints"]:
+        if not paths[which]:
+            raise FrameworkError(f"run {spec.run_id}: no {which} checkpoint was saved in {run_folder.checkpoint_dir(run_dir)}")
+        same = [k for k in scores if paths[k] == paths[which]]
+        scores[which] = dict(scores[same[0]]) if same else score_checkpoint(trainer, model, datamodule, paths[which])
+    scores["train"] = train
+    return scores
+
+
+def execute(spec: RunSpec, registry: Registry, force: bool = False, job_id: str | None = None) -> Outcome:
+    """Run one grid cell and record its outcome; never raises for a failing run. `job_id`: the SLURM
+    job training it, recorded in status.json.
+
+    The cell is trained under its run directory's lock (framework/training/run_lock.py): when another process holds
+    it, the outcome is `locked` at once (no waiting) and that process's training is left alone."""
+    from framework.training.run_lock import RunLock
+
+    run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
+    status = run_folder.read_status(run_dir)
+    if not force and status and status.get("state") in run_folder.FINISHED:  # the common skip takes no lock
+        return _skipped(spec, run_dir, status)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir)
+    holder = lock.acquire()
+    if holder is not None:
+        return Outcome(spec, "locked", 0.0, f"locked by {holder.describe()}")
+    try:
+        return _execute_locked(spec, registry, run_dir, force, job_id)
+    finally:
+        lock.release()
+
+
+def _skipped(spec: RunSpec, run_dir: Path, status: dict) -> Outcome:
+    return Outcome(spec, "skipped", 0.0, status.get("error"), run_folder.read_scores(run_dir) or {})
+
+
+def _clear_run_dir(run_dir: Path) -> None:
+    """--force: remove what an earlier attempt left, but not the lock this process holds."""
+    from framework.training.run_lock import LOCK_FILE
+
+    for entry in run_dir.iterdir():
+        if entry.name != LOCK_FILE:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: bool, job_id: str | None) -> Outcome:
+    status = run_folder.read_status(run_dir)  # again: another process may have finished it before we locked
+    if force:
+        _clear_run_dir(run_dir)
+    elif status and status.get("state") in run_folder.FINISHED:
+        return _skipped(spec, run_dir, status)
+    run_folder.write_config(run_dir, spec.config)
+    write_environment(run_dir, spec.config["engine"])  # env.json: versions, device, git commit
+    attempts = (status or {}).get("attempts", 0) + 1
+    run_folder.write_status(
+        run_dir, "running", task=spec.task, optimizer=spec.optimizer, run_id=spec.run_id,
+        sweep=spec.sweep, started=time.time(), attempts=attempts, **({"job_id": job_id} if job_id else {}),
+    )
+    start = time.perf_counter()
+    try:
+        scores = train_and_test(spec, registry, run_dir)
+    except DivergedError as exc:
+        run_folder.write_status(run_dir, "diverged", error=str(exc), finished=time.time())
+        return Outcome(spec, "diverged", time.perf_counter() - start, str(exc))
+    except KeyboardInterrupt:
+        run_folder.write_status(run_dir, "failed", error="interrupted (Ctrl-C); run again to resume", finished=time.time())
+        raise
+    except Exception as exc:  # any failure of the task's code is recorded and the grid goes on
+        error = one_line(exc)
+        run_folder.write_status(run_dir, "failed", error=error, traceback=traceback.format_exc(), finished=time.time())
+        return Outcome(spec, "failed", time.perf_counter() - start, error)
+    run_folder.write_scores(run_dir, scores)
+    run_folder.write_status(run_dir, "done", finished=time.time(), seconds=time.perf_counter() - start)
+    return Outcome(spec, "done", time.perf_counter() - start, None, scores)
