@@ -165,12 +165,10 @@ def _peak_memory(device_type: str) -> int | None:
 def measure(spec: RunSpec, registry: Registry, steps: int = 10) -> Measurement:
     """Train `steps` timed steps (after warm-up) of one run on the current device, on one device with its
     micro-batch, and time `steps` evaluation batches."""
-    import lightning.pytorch as pl
     import torch
 
-    from framework.training.optimizer_modes import OptimizerModes
     from framework.training.run import load_task, quiet_lightning
-    from framework.training.trainer_options import device_type, trainer_arguments
+    from framework.training.trainer_options import device_type
 
     quiet_lightning()
     config, engine = spec.config, spec.config["engine"]
@@ -187,30 +185,7 @@ def measure(spec: RunSpec, registry: Registry, steps: int = 10) -> Measurement:
         if kind == "cuda":
             torch.cuda.reset_peak_memory_stats()
         clock = _StepClock(kind)
-        options = trainer_arguments(measured.engine)
-        global _warmed_up
-        if not _warmed_up:  # a throwaway fit of 2 steps, so the measured start-up is that of every later run
-            pl.Trainer(**options, max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                       enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp,
-                       callbacks=[OptimizerModes()]).fit(load_task(measured, registry)[0], datamodule=datamodule)
-            _warmed_up = True
-        started = time.perf_counter()
-        trainer = pl.Trainer(
-            **options, max_steps=WARMUP_STEPS + 1 + steps, max_epochs=-1, limit_val_batches=0, logger=False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, callbacks=[clock.callback, OptimizerModes()], default_root_dir=tmp,
-        )
-        trainer.fit(model, datamodule=datamodule)
-        startup = time.perf_counter() - started - clock.span("train")
-        started = time.perf_counter()
-        trainer.save_checkpoint(Path(tmp) / "probe.ckpt")
-        checkpoint_s = time.perf_counter() - started
-        started = time.perf_counter()
-        evaluator = pl.Trainer(**options, limit_val_batches=steps + 1, logger=False, enable_checkpointing=False,
-                               enable_progress_bar=False, enable_model_summary=False, callbacks=[clock.callback],
-                               default_root_dir=tmp)
-        evaluator.validate(model, datamodule=datamodule, verbose=False)
-        eval_startup = time.perf_counter() - started - clock.span("eval")
+        timings = _timed_fit_and_validate(measured, registry, model, datamodule, clock, steps, Path(tmp))
         if datamodule.data_test is None:
             datamodule.setup("test")
         return Measurement(
@@ -222,8 +197,41 @@ def measure(spec: RunSpec, registry: Registry, steps: int = 10) -> Measurement:
             peak_memory_bytes=_peak_memory(kind),
             lengths={split: _length(getattr(datamodule, f"data_{split}", None)) for split in ("train", "val", "test")},
             device=torch.cuda.get_device_name() if kind == "cuda" else kind,
-            startup_s=max(0.0, startup), eval_startup_s=max(0.0, eval_startup), checkpoint_s=checkpoint_s,
+            **timings,
         )
+
+
+def _timed_fit_and_validate(measured: Node, registry: Registry, model: Any, datamodule: Any, clock: _StepClock,
+                            steps: int, tmp: Path) -> dict[str, float]:
+    """Fit warm-up + `steps` steps, save a checkpoint and validate `steps` batches, with `clock` timing each
+    step; returns the fixed costs around them (start-up, evaluation start-up, checkpoint)."""
+    import lightning.pytorch as pl
+
+    from framework.training.optimizer_modes import OptimizerModes
+    from framework.training.run import load_task
+    from framework.training.trainer_options import trainer_arguments
+
+    options = trainer_arguments(measured.engine)
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+             "enable_model_summary": False, "default_root_dir": tmp}
+    global _warmed_up
+    if not _warmed_up:  # a throwaway fit of 2 steps, so the measured start-up is that of every later run
+        pl.Trainer(**options, **quiet, max_steps=2, limit_val_batches=0,
+                   callbacks=[OptimizerModes()]).fit(load_task(measured, registry)[0], datamodule=datamodule)
+        _warmed_up = True
+    started = time.perf_counter()
+    trainer = pl.Trainer(**options, **quiet, max_steps=WARMUP_STEPS + 1 + steps, max_epochs=-1, limit_val_batches=0,
+                         num_sanity_val_steps=0, callbacks=[clock.callback, OptimizerModes()])
+    trainer.fit(model, datamodule=datamodule)
+    startup = time.perf_counter() - started - clock.span("train")
+    started = time.perf_counter()
+    trainer.save_checkpoint(tmp / "probe.ckpt")
+    checkpoint_s = time.perf_counter() - started
+    started = time.perf_counter()
+    evaluator = pl.Trainer(**options, **quiet, limit_val_batches=steps + 1, callbacks=[clock.callback])
+    evaluator.validate(model, datamodule=datamodule, verbose=False)
+    eval_startup = time.perf_counter() - started - clock.span("eval")
+    return {"startup_s": max(0.0, startup), "eval_startup_s": max(0.0, eval_startup), "checkpoint_s": checkpoint_s}
 
 
 def project_seconds(spec: RunSpec, m: Measurement) -> float | None:

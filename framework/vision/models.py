@@ -139,12 +139,6 @@ _BACKBONES = {"upernet": "backbone", "detr": "model.backbone", "conditional_detr
               "mask2former": "model.pixel_level_module.encoder"}
 
 
-def register_preset(kind: str, name: str, build: Callable[[dict[str, Any]], Any]) -> None:
-    """Add a preset: `build(labels)` returns a transformers config; `labels` holds num_labels,
-    id2label and label2id."""
-    PRESETS[(kind, name)] = build
-
-
 def presets(kind: str) -> list[str]:
     return sorted(name for k, name in PRESETS if k == kind)
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from framework.vision.geometry import IMAGENET_MEAN, IMAGENET_STD, hflip, normalize, pad, resize, resize_crop, shortest_edge_size
+from framework.vision.geometry import IMAGENET_MEAN, IMAGENET_STD, hflip, normalize, resize, resize_crop, shortest_edge_size
 from framework.vision.sample import Sample
 
 
@@ -92,15 +92,6 @@ class Resize(Transform):
 
     def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
         return resize(sample, self.height, self.width)
-
-
-@dataclass(frozen=True)
-class Pad(Transform):
-    height: int
-    width: int
-
-    def __call__(self, sample: Sample, generator: torch.Generator | None = None) -> Sample:
-        return pad(sample, self.height, self.width)
 
 
 @dataclass(frozen=True)
