@@ -1,9 +1,10 @@
 """Everything `framework plot` and `framework report` make from an output folder, in one pass.
 
-    load_runs_indexed -> heatmaps (plots.py) -> results table (table.py)
+    load_runs_indexed -> heatmaps (heatmaps.py) -> results table (results_table.py)
         -> per task: configurations and the best of each optimizer (selection.py)
-           -> best-configuration table (best.py), learning curves (curves.py), time to target (targets.py)
-        -> performance profiles across tasks (profiles.py)
+           -> best-configuration table (best_table.py), learning curves (curves.py),
+              time to target (time_to_target.py)
+        -> performance profiles across tasks (performance_profiles.py)
 
 The runs are read once and handed to every step. Heatmaps come first: their checks (a config key that
 varies besides the axes must be split or aggregated) fail before anything is written, as before.

@@ -6,7 +6,7 @@ Parsing the configuration is most of the cost of reading a run (`run_folder.read
 taken from the index only when its config.json, config.yaml, status.json and scores.json have the same
 modification time, size and inode as when it was indexed: every file of a run is written by a
 temporary file and a rename, so a rewrite always changes the inode. The index also depends on the
-source of the modules that build records (`run_folder.py`, `config.py`): a change there rebuilds it.
+source of the modules that build records (`run_folder.py`, `config/schema.py`): a change there rebuilds it.
 It is plain JSON (never pickle: an output folder may come from someone else), written atomically, and
 only an optimisation: when it cannot be read or written the runs are read as usual.
 """

@@ -70,7 +70,7 @@ def _code() -> tuple[tuple[str, Any], ...]:
     changes while it runs."""
     from framework import __version__
 
-    source = Path(__file__).resolve().parent
+    source = Path(__file__).resolve().parent.parent  # the framework package
     # Only a checkout that tracks the package names the code: an installed copy inside some other
     # repository (a venv in the user's project) would otherwise report that project's commit.
     tracked = _git(source, "ls-files", "--error-unmatch", "__init__.py") is not None
