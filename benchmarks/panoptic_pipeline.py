@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import ROOT, machine, median_rounds, publish, seconds
 
 SIZE = 1024

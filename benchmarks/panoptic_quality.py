@@ -24,7 +24,6 @@ from datetime import date
 from pathlib import Path
 
 import torch
-
 from common import ROOT, machine, median_rounds, publish, seconds
 from vision_common import write_predictions
 

@@ -34,13 +34,13 @@ import time
 from pathlib import Path
 
 from framework.config import parse_overrides
-from framework.training.environment import capture
+from framework.config.file_io import dump_yaml
 from framework.config.grid import expand
 from framework.config.registry import Registry
+from framework.results.results_table import load_table, write_table
 from framework.results.run_folder import load_runs_parallel
 from framework.results.run_index import INDEX_FILE
-from framework.results.results_table import load_table, write_table
-from framework.config.file_io import dump_yaml
+from framework.training.environment import capture
 
 FILES = ("config.json", "status.json", "scores.json", "env.json")  # what the loader reads
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from framework.config import Node, Request, combine, load_experiment, parse_overrides, parse_value, split_top_level
-from framework.errors import ConfigError
+from framework.config.file_io import load_yaml
 from framework.config.grid import expand
 from framework.config.registry import PLUGIN_PATH_ENV, Registry
-from framework.config.file_io import load_yaml
+from framework.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from framework.training.callbacks import model_summary
 from framework.config import Node, parse_overrides
-from framework.training.activations import batch_activations
 from framework.config.grid import expand
 from framework.config.registry import Registry
+from framework.training.activations import batch_activations
+from framework.training.callbacks import model_summary
 from framework.training.run import load_task
 from framework.training.task import TaskModel
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from framework.config import parse_overrides
-from framework.training.estimate import estimate, project_seconds
 from framework.config.grid import expand
 from framework.config.registry import Registry
+from framework.training.estimate import estimate, project_seconds
 
 from .cells import run_cell, status_and_scores
 from .conftest import run_cli

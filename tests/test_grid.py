@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from framework.config import combine, load_experiment, parse_overrides
-from framework.errors import ConfigError
 from framework.config.grid import RunSpec, describe_axes, expand, run_id
 from framework.config.registry import PLUGIN_PATH_ENV, Registry
+from framework.errors import ConfigError
 
 from .conftest import REPO
 

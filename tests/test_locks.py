@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from framework.training.run_lock import LOCK_FILE, RunLock, read_holder
 from framework.results.run_folder import load_runs, read_status
+from framework.training.run_lock import LOCK_FILE, RunLock, read_holder
 
 from .conftest import REPO, flaky_plugin
 

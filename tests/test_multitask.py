@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from framework.config import Node, parse_overrides
-from framework.errors import ConfigError, DataError
 from framework.config.grid import expand
 from framework.config.registry import Registry
+from framework.errors import ConfigError, DataError
 
 from .cells import run_cell, status_and_scores
 

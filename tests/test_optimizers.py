@@ -14,10 +14,10 @@ from torch.nn import functional as F
 
 from framework.config import Node, parse_overrides
 from framework.config.grid import expand
-from framework.training.parameter_groups import GroupedModel, ParameterGroup
-from framework.training.optimizer_modes import has_modes
 from framework.config.registry import Registry
 from framework.config.schedules import schedule_from_config
+from framework.training.optimizer_modes import has_modes
+from framework.training.parameter_groups import GroupedModel, ParameterGroup
 
 REGISTRY = Registry()
 OPTIMIZERS = sorted(REGISTRY.optimizers)  # every discovered optimizer: a new plugin is checked at once

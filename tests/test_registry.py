@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from framework.config import parse_overrides
-from framework.errors import PluginError
 from framework.config.grid import expand
 from framework.config.registry import PLUGIN_PATH_ENV, Registry, builtin_root
+from framework.errors import PluginError
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import pytest
 
 from framework.results import performance_profiles
 from framework.results.analysis import analyze
-from framework.training.environment import capture, write_environment
+from framework.results.results_table import load_table, write_table
 from framework.results.run_folder import (
     load_runs,
     load_runs_parallel,
@@ -26,7 +26,7 @@ from framework.results.run_folder import (
     read_scores,
 )
 from framework.results.selection import bootstrap_interval
-from framework.results.results_table import load_table, write_table
+from framework.training.environment import capture, write_environment
 
 from . import synthetic_runs as synthetic
 from .conftest import REPO, run_cli
@@ -102,8 +102,8 @@ def test_read_run_and_the_parallel_loader_agree_with_load_runs(output):
 
 
 def test_index_serves_unchanged_runs_and_rereads_changed_ones(tmp_path):
-    from framework.results.run_index import INDEX_FILE, load_runs_indexed
     from framework.results.run_folder import write_scores
+    from framework.results.run_index import INDEX_FILE, load_runs_indexed
 
     output = synthetic.write_output(tmp_path / "out")
     records = load_runs(output)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from framework.config import combine, load_experiment, parse_overrides
-from framework.errors import FrameworkError
-from framework.executors.slurm import parse_minutes, reconcile, sbatch_parameters
 from framework.config.grid import expand
 from framework.config.registry import Registry
+from framework.errors import FrameworkError
+from framework.executors.slurm import parse_minutes, reconcile, sbatch_parameters
 
 from .conftest import flaky_plugin
 

@@ -11,11 +11,11 @@ import warnings
 import pytest
 import torch
 
-from framework.config.batch_size import micro_batch_size
 from framework.config import Node, parse_overrides
-from framework.errors import ConfigError
+from framework.config.batch_size import micro_batch_size
 from framework.config.grid import expand
 from framework.config.registry import Registry
+from framework.errors import ConfigError
 from framework.training.trainer_options import resolve_precision
 
 from .cells import DIGITS_FAST, run_cell, status_and_scores

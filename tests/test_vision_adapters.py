@@ -12,13 +12,13 @@ import torch
 from framework.errors import FrameworkError
 from framework.vision.adapters import adapter_for
 from framework.vision.categories import Categories
+from framework.vision.collate import Collate
 from framework.vision.metrics.classification import ClassificationScores
 from framework.vision.metrics.detection import CocoAP, Detections
 from framework.vision.metrics.panoptic import PanopticQuality
 from framework.vision.metrics.semantic import SemanticIoU
 from framework.vision.models import backbone_prefix, grouped, load_model
 from framework.vision.sample import IGNORE_LABEL, Sample
-from framework.vision.collate import Collate
 from framework.vision.targets import semantic_target as adapter_semantic_target
 
 NAMES = ["circle", "square", "triangle"]

@@ -17,12 +17,15 @@ from PIL import Image
 from framework.errors import FrameworkError
 from framework.vision.categories import Categories
 from framework.vision.coco import CocoInstances, CocoPanoptic, instances_file, panoptic_dir, panoptic_file, prepare_coco
+from framework.vision.collate import Collate
 from framework.vision.folders import ADE20K, ImageFolder, prepare_ade20k
 from framework.vision.images import read_panoptic_png
 from framework.vision.sample import IGNORE_LABEL
-from framework.vision.collate import Collate
 from framework.vision.synthetic import (
-    SyntheticClassificationSpec, SyntheticCocoSpec, prepare_synthetic_classification, prepare_synthetic_coco,
+    SyntheticClassificationSpec,
+    SyntheticCocoSpec,
+    prepare_synthetic_classification,
+    prepare_synthetic_coco,
 )
 from framework.vision.targets import mask_targets, semantic_target
 from framework.vision.transforms import train_transforms

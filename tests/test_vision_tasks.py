@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from framework.config import parse_overrides
-from framework.errors import FrameworkError
 from framework.config.grid import expand
 from framework.config.registry import Registry
+from framework.errors import FrameworkError
 
 REGISTRY = Registry()
 

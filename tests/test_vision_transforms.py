@@ -13,12 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from framework.vision.sample import IGNORE_LABEL, Sample, masks_to_boxes, panoptic_to_boxes
-
-from framework.vision.collate import Collate
-from framework.vision.targets import box_targets, mask_targets, semantic_target, to_cxcywh
 from framework.vision import geometry as G
 from framework.vision import transforms as T
+from framework.vision.collate import Collate
+from framework.vision.sample import IGNORE_LABEL, Sample, masks_to_boxes, panoptic_to_boxes
+from framework.vision.targets import box_targets, mask_targets, semantic_target, to_cxcywh
 
 
 def scene(generator: torch.Generator) -> dict[str, Sample]:

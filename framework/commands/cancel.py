@@ -13,9 +13,9 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.results import run_folder
     from framework.commands.status import cell_states
     from framework.executors import slurm
+    from framework.results import run_folder
 
     live = [r for r in cell_states(args.output) if r["state"] in slurm.IN_FLIGHT and r["job_id"]]
     plot_jobs = slurm.submitted_plot_jobs(args.output)

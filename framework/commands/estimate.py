@@ -34,11 +34,11 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.errors import FrameworkError
-    from framework.training.estimate import estimate, markdown, rows, totals
+    from framework.config.file_io import atomic_write_text
     from framework.config.grid import expand
     from framework.config.registry import Registry
-    from framework.config.file_io import atomic_write_text
+    from framework.errors import FrameworkError
+    from framework.training.estimate import estimate, markdown, rows, totals
 
     if args.steps < 1:
         raise FrameworkError(f"--steps must be at least 1, got {args.steps}")

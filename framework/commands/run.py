@@ -77,10 +77,10 @@ class Progress:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.results import run_folder
-    from framework.executors import slurm
     from framework.config.grid import describe_axes, expand
     from framework.config.registry import Registry
+    from framework.executors import slurm
+    from framework.results import run_folder
 
     request = read_request(args)
     registry = Registry(request.plugin_paths())
@@ -141,8 +141,8 @@ def handler(args: argparse.Namespace) -> int:
 
 def _submit(runs, plugin_paths: list[str], force: bool, output: Path) -> int:
     """slurm executor: submit what has not finished and return; `framework status` follows it."""
-    from framework.results import run_folder
     from framework.executors import slurm
+    from framework.results import run_folder
 
     todo = []
     for spec in runs:

@@ -21,8 +21,8 @@ def register(commands) -> None:
 
 def cell_states(output: str) -> list[dict]:
     """One record per run directory: task, optimizer, run_id, sweep, state, job_id, note, run_dir."""
-    from framework.results import run_folder
     from framework.executors import slurm
+    from framework.results import run_folder
 
     cells = []
     for run_dir in run_folder.iter_run_dirs(output):

@@ -13,8 +13,16 @@ from framework.config.checks import PRECISIONS, check_semantics
 from framework.config.node import Node
 from framework.config.overrides import load_experiment, parse_overrides, parse_value, split_top_level
 from framework.config.request import SECTIONS, SELECTOR_KEYS, Axis, Layer, Request, combine
-from framework.config.schema import (ENGINE_DEFAULTS_FILE, NULLABLE, apply_layer, deep_merge, flat_keys, flatten,
-                                     load_engine_defaults, nest)
+from framework.config.schema import (
+                                     ENGINE_DEFAULTS_FILE,
+                                     NULLABLE,
+                                     apply_layer,
+                                     deep_merge,
+                                     flat_keys,
+                                     flatten,
+                                     load_engine_defaults,
+                                     nest,
+)
 
 __all__ = [
     "PRECISIONS", "check_semantics", "Node", "load_experiment", "parse_overrides", "parse_value", "split_top_level",

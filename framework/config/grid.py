@@ -16,16 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.config import (
-    Layer,
-    Request,
-    apply_layer,
-    check_semantics,
-    load_engine_defaults,
-    nest,
-)
-from framework.errors import ConfigError
+from framework.config import Layer, Request, apply_layer, check_semantics, load_engine_defaults, nest
 from framework.config.registry import Plugin, Registry
+from framework.errors import ConfigError
 
 # Keys that do not change what a run computes; they are left out of the run_id.
 NON_IDENTITY = (

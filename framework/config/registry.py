@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.errors import PluginError
 from framework.config.file_io import load_yaml
+from framework.errors import PluginError
 
 PLUGIN_PATH_ENV = "FRAMEWORK_PLUGIN_PATH"
 FILES = {

@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 
-from framework.results import run_folder
-from framework.errors import FrameworkError
 from framework.config.grid import RunSpec
+from framework.errors import FrameworkError
+from framework.results import run_folder
 
 Report = Callable[[RunSpec, dict], None]
 
@@ -88,10 +88,10 @@ def _serve(connection: Connection, environment: dict[str, str]) -> None:
     _die_with_parent()
     os.environ.update(environment)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops workers itself
+    import torch
+
     from framework.config.registry import Registry
     from framework.training.run import execute
-
-    import torch
 
     torch.set_num_threads(int(environment.get("OMP_NUM_THREADS", torch.get_num_threads())))
     registries: dict[tuple[str, ...], Registry] = {}

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.results import run_folder
-from framework.errors import FrameworkError
 from framework.config.grid import RunSpec
+from framework.errors import FrameworkError
+from framework.results import run_folder
 
 SUBMISSIONS_FILE = "submissions.jsonl"
 DEFAULT_TIME_MIN = 60

@@ -11,8 +11,8 @@ import time
 
 import submitit
 
-from framework.results import run_folder
 from framework.config.grid import RunSpec
+from framework.results import run_folder
 
 
 class CellJob(submitit.helpers.Checkpointable):

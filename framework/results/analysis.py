@@ -71,8 +71,8 @@ def analyze(
     Not strict (`framework report`): it becomes a note and the other figures are still made."""
     from framework.results import best_table, performance_profiles, selection
     from framework.results.heatmaps import plot_heatmaps
-    from framework.results.run_index import load_runs_indexed
     from framework.results.results_table import load_table, write_table
+    from framework.results.run_index import load_runs_indexed
 
     output_dir = Path(output_dir)
     runs = load_runs_indexed(output_dir)

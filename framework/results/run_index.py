@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from framework.config import schema
-from framework.results import run_folder
 from framework.config.file_io import atomic_write_text
+from framework.results import run_folder
 
 INDEX_FILE = ".runs-index.json"
 _SIGNED = (run_folder.CONFIG_JSON, run_folder.CONFIG_FILE, run_folder.STATUS_FILE, run_folder.SCORES_FILE)  # what read_run reads

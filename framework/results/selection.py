@@ -15,8 +15,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.errors import FrameworkError
 from framework.config.grid import NON_IDENTITY
+from framework.errors import FrameworkError
 
 SEED = "engine.seed"
 BOOTSTRAP_RESAMPLES = 10_000

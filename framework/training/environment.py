@@ -26,7 +26,6 @@ from typing import Any
 from framework.config.file_io import atomic_write_json
 from framework.results.run_folder import ENV_FILE
 
-
 # Distributions whose versions change numbers or speed; a missing one is recorded as null.
 PACKAGES = ("torch", "lightning", "numpy", "scikit-learn", "torchvision", "transformers", "pyyaml")
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.config.batch_size import micro_batch_size
 from framework.config import Node
+from framework.config.batch_size import micro_batch_size
 from framework.config.grid import RunSpec
 from framework.config.registry import Registry
 

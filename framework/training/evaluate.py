@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.results import run_folder
 from framework.config import Node
 from framework.errors import FrameworkError
+from framework.results import run_folder
 
 WHICH = ("best", "last")
 

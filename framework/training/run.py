@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.results import run_folder
 from framework.config import Node
-from framework.errors import DivergedError, FrameworkError, one_line
 from framework.config.grid import RunSpec
 from framework.config.registry import Registry
+from framework.errors import DivergedError, FrameworkError, one_line
+from framework.results import run_folder
 from framework.training.environment import write_environment
-
 
 MODEL_SUMMARY_FILE = "model_summary.txt"  # parameter counts per module, written into each run directory
 
@@ -122,12 +121,17 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None 
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from framework.training import lightning_speedups
-    from framework.training.checkpoint_io import AtomicCheckpointIO
     from framework.training.callbacks import (
-        CheckpointMetadata, DivergenceCheck, EpochSeed, ModelSummaryFile, NoProfiler, TrainTimer,
+        CheckpointMetadata,
+        DivergenceCheck,
+        EpochSeed,
+        ModelSummaryFile,
+        NoProfiler,
+        TrainTimer,
     )
-    from framework.training.optimizer_modes import OptimizerModes
+    from framework.training.checkpoint_io import AtomicCheckpointIO
     from framework.training.csv_logs import ResumableCSVLogger
+    from framework.training.optimizer_modes import OptimizerModes
     from framework.training.trainer_options import early_stopping, trainer_arguments
 
     lightning_speedups.apply()  # behaviour-identical shortcuts in Lightning's per-step calls

@@ -20,9 +20,9 @@ import warnings
 from dataclasses import dataclass
 
 from framework.config import Node
-from framework.errors import one_line
 from framework.config.grid import RunSpec
 from framework.config.registry import Registry
+from framework.errors import one_line
 
 BATCHES = 2  # a few batches: small enough to memorise in a few dozen steps
 STEPS = 40  # 20 passes over them

@@ -32,8 +32,8 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, TensorDataset
 
 from framework.config.batch_size import micro_batch_size
-from framework.training.data_checks import NamedSamples, SkippedSamples, check_dataset, collate_skipping
 from framework.errors import FrameworkError
+from framework.training.data_checks import NamedSamples, SkippedSamples, check_dataset, collate_skipping
 from framework.training.parameter_groups import GroupedModel
 
 

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.training.data_cache import generate_once
-
 import numpy as np
 
+from framework.training.data_cache import generate_once
 from framework.vision.images import id_to_rgb
 from framework.vision.shapes import STUFF, THINGS, colour, shape_mask, stuff_regions, texture
 

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, Subset
 
 from framework.training.task import TaskDataModule
 from framework.vision.categories import Categories
-from framework.vision.coco import load_json, panoptic_file, prepare_coco, instances_file
+from framework.vision.coco import instances_file, load_json, panoptic_file, prepare_coco
 from framework.vision.collate import Collate
 from framework.vision.synthetic import SyntheticCocoSpec, prepare_synthetic_coco
 from framework.vision.transforms import eval_transforms, train_transforms

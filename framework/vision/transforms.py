@@ -11,7 +11,15 @@ from typing import Callable
 
 import torch
 
-from framework.vision.geometry import IMAGENET_MEAN, IMAGENET_STD, hflip, normalize, resize, resize_crop, shortest_edge_size
+from framework.vision.geometry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    hflip,
+    normalize,
+    resize,
+    resize_crop,
+    shortest_edge_size,
+)
 from framework.vision.sample import Sample
 
 

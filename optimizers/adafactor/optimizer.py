@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from framework.api import GroupedModel, check_values, build_scheduler
+from framework.api import GroupedModel, build_scheduler, check_values
 
 if not hasattr(torch.optim, "Adafactor"):  # listed as broken with this hint rather than failing each run
     raise ImportError(f"the adafactor optimizer needs torch.optim.Adafactor, which torch {torch.__version__} lacks: upgrade torch")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework.api import GroupedModel, check_values, build_scheduler
+from framework.api import GroupedModel, build_scheduler, check_values
 
 try:
     from schedulefree import AdamWScheduleFree

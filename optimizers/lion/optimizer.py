@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework.api import GroupedModel, check_values, build_scheduler
+from framework.api import GroupedModel, build_scheduler, check_values
 
 try:
     from lion_pytorch import Lion

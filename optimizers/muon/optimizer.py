@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from framework.api import NO_DECAY, GroupedModel, ParameterGroup, check_values, build_scheduler
+from framework.api import NO_DECAY, GroupedModel, ParameterGroup, build_scheduler, check_values
 
 if not hasattr(torch.optim, "Muon"):  # listed as broken with this hint rather than failing each run
     raise ImportError(f"the muon optimizer needs torch.optim.Muon, which torch {torch.__version__} lacks: upgrade torch")

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from framework.api import GroupedModel, check_values, build_scheduler
+from framework.api import GroupedModel, build_scheduler, check_values
 
 try:
     from prodigyopt import Prodigy

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from framework.api import GroupedModel, check_values, build_scheduler
+from framework.api import GroupedModel, build_scheduler, check_values
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from framework.api import TaskDataModule
-from framework.vision.folders import ImageFolder, prepare_image_folder
 from framework.vision.collate import Collate
+from framework.vision.folders import ImageFolder, prepare_image_folder
 from framework.vision.synthetic import SyntheticClassificationSpec, prepare_synthetic_classification
 from framework.vision.task_data import hold_out
 from framework.vision.transforms import Compose, Normalize, RandomHorizontalFlip, Resize

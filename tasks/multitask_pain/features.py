@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework.api import read_json, DataError
+from framework.api import DataError, read_json
 
 FORMAT = "multitask_pain/1"
 MANIFEST = "manifest.json"

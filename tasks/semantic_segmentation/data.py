@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from framework.api import FrameworkError, TaskDataModule
 from framework.vision.coco import CocoPanoptic
-from framework.vision.folders import ADE20K, prepare_ade20k
 from framework.vision.collate import Collate
+from framework.vision.folders import ADE20K, prepare_ade20k
 from framework.vision.task_data import coco_categories, coco_root, coco_splits, hold_out
 from framework.vision.transforms import eval_transforms, train_transforms
 

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from framework.vision.adapters.base import Adapter
-from framework.vision.metrics.detection import Detections
 from framework.vision.collate import Batch
+from framework.vision.metrics.detection import Detections
 from framework.vision.targets import box_targets, to_cxcywh
 
 

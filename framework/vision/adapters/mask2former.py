@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from framework.vision.adapters.base import Adapter
+from framework.vision.collate import Batch
 from framework.vision.metrics.detection import Detections
 from framework.vision.sample import masks_to_boxes
-from framework.vision.collate import Batch
 from framework.vision.targets import mask_targets
 
 OUTPUTS = ("panoptic", "instance", "semantic")

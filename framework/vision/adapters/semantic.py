@@ -10,8 +10,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from framework.vision.adapters.base import Adapter
-from framework.vision.sample import IGNORE_LABEL
 from framework.vision.collate import Batch
+from framework.vision.sample import IGNORE_LABEL
 from framework.vision.targets import semantic_target
 
 
