@@ -110,6 +110,58 @@ def test_execute_reports_a_locked_cell_without_touching_it(tmp_path):
     assert read_status(run_dir) is None  # nothing recorded, nothing trained
 
 
+THIEF = """
+import json, sys, time
+from pathlib import Path
+from framework import results
+from framework.locks import RunLock
+run_dir = Path(sys.argv[1])
+while not (run_dir / "checkpoints" / "last.ckpt").exists():  # the first epoch is done: training is under way
+    time.sleep(0.01)
+lock = RunLock(run_dir, stale_after_s=0.0)  # judges the holder's lock stale at once: the real takeover path
+while lock.acquire() is not None:
+    time.sleep(0.01)
+status = results.write_status(run_dir, "running", attempts=2, note="the new holder's")
+print(json.dumps(status), flush=True)
+sys.stdin.read()  # hold the lock until the test is done
+"""
+
+
+@pytest.mark.slow
+def test_a_run_that_loses_its_lock_stops_at_a_step_with_a_checkpoint_and_leaves_the_new_holders_files(tmp_path, monkeypatch):
+    """Another process takes the lock over mid-training (as it does a stale one): the run stops at the next
+    step, saves last.ckpt there, reports itself interrupted and writes neither status.json nor scores.json."""
+    import torch
+
+    from framework import locks
+    from framework.config import parse_overrides
+    from framework.grid import expand
+    from framework.registry import Registry
+    from framework.run import execute
+
+    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)  # notice the loss within a step or two, not 30 s
+    (spec,) = expand(parse_overrides(["tasks=digits", "task.max_epochs=30", f"engine.output_dir={tmp_path}"]), Registry())
+    run_dir = spec.run_dir(tmp_path)
+    thief = subprocess.Popen([sys.executable, "-c", THIEF, str(run_dir)], cwd=REPO, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        outcome = execute(spec, Registry())
+        assert thief.poll() is None, "the thief ended before the run did"
+        theirs = json.loads(thief.stdout.readline())
+    finally:
+        thief.kill()
+        thief.wait()
+    assert outcome.state == "interrupted", (outcome.state, outcome.error)
+    assert f"pid {thief.pid} on {socket.gethostname()}" in outcome.error
+    assert read_status(run_dir) == theirs  # the new holder's status, untouched
+    assert not (run_dir / "scores.json").exists()
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    steps_per_epoch = 20  # 1,257 training images in batches of 64
+    assert steps_per_epoch <= saved["global_step"] < 30 * steps_per_epoch  # stopped early, after the first epoch
+    epoch, batches = saved["callbacks"]["PreemptionCheckpoint"]["resume_point"]  # step-exact: resumable there
+    assert epoch * steps_per_epoch + batches == saved["global_step"]
+
+
 @pytest.mark.slow
 def test_two_commands_on_one_output_train_each_cell_once(tmp_path):
     """A second `framework run` started while the first trains its cell reports it locked and leaves it."""

@@ -22,12 +22,13 @@ overrides:
 merge order: engine defaults < optimizer default.yaml < task default.yaml < experiment file < command line.
 Finished runs are skipped, unfinished ones resume from their last checkpoint (--force reruns).
 A cell that another `framework run` is training (its run directory's .lock) is reported `locked` and left
-alone; the lock of a process that died is taken over. Training options (precision, accumulation, clipping,
+alone; the lock of a process that died is taken over, and a run whose lock is taken over stops at a step
+(`interrupted`), leaving the cell to the new holder. Training options (precision, accumulation, clipping,
 early stopping, deterministic, skip_bad_samples): engine.* keys, see README "Training options".
 engine.executor=local trains in engine.workers processes; engine.executor=slurm submits job arrays and
 returns at once (follow with `framework status OUTPUT`; see README "Running on a SLURM cluster").
-Exit status: 0 when no run failed (done, diverged, skipped, or locked by another process and left for it),
-1 when a run failed, 2 for bad input.
+Exit status: 0 when no run failed (done, diverged, skipped, or locked by / interrupted for another process
+and left to it), 1 when a run failed, 2 for bad input.
 """
 
 
@@ -133,6 +134,9 @@ def handler(args: argparse.Namespace) -> int:
     locked = sum(o["state"] == "locked" for o in outcomes)
     if locked:  # another `framework run` on this output is training them now: neither waited for nor counted as failed
         print(f"{locked} locked: being trained by another process (see the table); run again after it ends to collect them")
+    interrupted = sum(o["state"] == "interrupted" for o in outcomes)
+    if interrupted:  # this process stalled long enough to look dead: the process that took the lock over owns the cell
+        print(f"{interrupted} interrupted: another process took the lock over and trains them now (see the table)")
     if counts["failed"]:
         print("failed runs keep their traceback in <run dir>/status.json; run the same command again to retry them",
               file=sys.stderr)

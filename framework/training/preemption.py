@@ -16,11 +16,17 @@ ignores it. Here, during training, a SIGTERM not followed by USR2 within `TERM_G
 the end of the current step with a step-exact checkpoint, recorded as failed ("terminated"), so the
 next `framework run` resubmits it and it resumes from that step. Outside the training steps SIGTERM is
 ignored and SLURM's KillWait ends the job; it resumes from the last epoch-end checkpoint.
+
+The same step-exact stop serves a run whose lock (framework/locks.py) another process took over, in
+every executor (signals are only handled inside a SLURM job): it stops at the end of the current step
+and raises `LockLost`. Its checkpoint is saved as last.ckpt only when it is further than the one there:
+the new holder owns the run directory, and its progress is never replaced by an earlier position.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import sys
 import time
@@ -38,18 +44,24 @@ class Terminated(FrameworkError):
     """The run was stopped by SIGTERM (scancel, or preemption without a checkpoint signal)."""
 
 
+class LockLost(FrameworkError):
+    """Another process took the run's lock over: this one stopped, and records nothing more."""
+
+
 def requeue_signal() -> signal.Signals:
     """submitit's checkpoint signal (it reads SUBMITIT_PREEMPT_SIGNAL, USR2 by default)."""
     return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper().removeprefix("SIG"))
 
 
 class PreemptionCheckpoint(Callback):
-    """Save a step-exact checkpoint when SLURM announces a timeout or preemption, then let submitit
-    requeue the job. With several devices the ranks agree every `every_n_steps` steps to stop together
-    (saving a checkpoint is collective)."""
+    """Save a step-exact checkpoint when SLURM announces a timeout or preemption (`signals`: inside a
+    SLURM job), then let submitit requeue the job; stop at a step when `watch` (a locks.LockWatch) says
+    the run's lock was taken over. With several devices the ranks agree every `every_n_steps` steps to
+    stop together (saving a checkpoint is collective)."""
 
-    def __init__(self, checkpoint_path: Path, every_n_steps: int = 8):
+    def __init__(self, checkpoint_path: Path, every_n_steps: int = 8, signals: bool = True, watch: Any = None):
         self.checkpoint_path, self.every_n_steps = Path(checkpoint_path), every_n_steps
+        self.signals, self.watch = signals, watch
         self.submitit_handler: Any = None
         self.requested = False
         self.terminated_at: float | None = None  # when a SIGTERM arrived (training stops after the grace)
@@ -60,6 +72,8 @@ class PreemptionCheckpoint(Callback):
     # -- signals ------------------------------------------------------------------------------------
     def _install(self) -> None:
         """(Re)install the handlers: Lightning registers its own at the start of every fit/validate/test."""
+        if not self.signals:
+            return  # outside a SLURM job signals keep their usual meaning (Ctrl-C, kill)
         current = signal.getsignal(requeue_signal())
         if current != self._on_signal:
             self.submitit_handler = current
@@ -109,16 +123,20 @@ class PreemptionCheckpoint(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         requested = self.requested
         terminate = self.terminated_at is not None and time.monotonic() - self.terminated_at > TERM_GRACE_S
+        lost = self.watch is not None and self.watch.lost()
         if trainer.world_size > 1:
             if trainer.global_step % self.every_n_steps:
                 return
-            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
-            terminate = trainer.strategy.reduce_boolean_decision(terminate, all=False)
-        if not (requested or terminate):
+            # only rank 0 holds the lock (the others may not know it): any rank's verdict stops them all
+            requested, terminate, lost = [trainer.strategy.reduce_boolean_decision(flag, all=False)
+                                          for flag in (requested, terminate, lost)]
+        if not (requested or terminate or lost):
             return
         self.resume_point = (trainer.current_epoch, batch_idx + 1)
-        trainer.save_checkpoint(self.checkpoint_path)
         self.in_training = False
+        if lost:  # before a requeue: the job's checkpoint() would write status.json, the new holder's now
+            self._stop_lost(trainer)
+        trainer.save_checkpoint(self.checkpoint_path)
         if not requested:
             raise Terminated(f"terminated by SIGTERM (scancel, or preemption without a checkpoint signal) at step "
                              f"{trainer.global_step}; the next `framework run` resumes from this step")
@@ -126,6 +144,26 @@ class PreemptionCheckpoint(Callback):
         if trainer.global_rank == 0:
             self._hand_over(requeue_signal(), None)
         sys.exit(-1)  # the other ranks (and rank 0 if submitit did not exit) stop with the job
+
+    def _stop_lost(self, trainer) -> None:
+        # rank 0's reading decides for all: saving is collective, and the ranks must agree to call it
+        ahead = trainer.strategy.broadcast(self._ahead_of_saved(trainer.global_step), src=0)
+        if ahead:
+            trainer.save_checkpoint(self.checkpoint_path)
+        raise LockLost(f"the run's lock was taken over by another process; stopped at step {trainer.global_step}"
+                       + (", saved in last.ckpt" if ahead else " (last.ckpt there is further: left as it is)"))
+
+    def _ahead_of_saved(self, step: int) -> bool:
+        """Whether `step` is further than the last.ckpt in the run directory (or there is none)."""
+        import torch
+
+        try:
+            saved = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+            return step > int(saved["global_step"])
+        except FileNotFoundError:
+            return True
+        except (OSError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError):
+            return True  # unreadable (written atomically, so damaged): ours is the better resume point
 
     def state_dict(self) -> dict[str, Any]:
         return {"resume_point": list(self.resume_point) if self.resume_point else None}

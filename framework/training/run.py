@@ -2,7 +2,9 @@
 checkpoint, and record everything in the run directory.
 
 A run that raises is recorded as failed, one whose loss stops being finite as diverged; finished runs
-are skipped and unfinished ones resume from their last checkpoint.
+are skipped and unfinished ones resume from their last checkpoint. A run whose lock another process
+took over stops at a step and is reported interrupted, recording nothing: the run directory is the new
+holder's.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ MODEL_SUMMARY_FILE = "model_summary.txt"  # parameter counts per module, written
 @dataclass
 class Outcome:
     spec: RunSpec
-    state: str  # done / failed / diverged / skipped / locked (another process is training it)
+    # done / failed / diverged / skipped / locked (another process is training it) / interrupted (another
+    # process took the lock over while this one trained: it stopped, and its outcome is not recorded)
+    state: str
     seconds: float = 0.0
     error: str | None = None
     scores: dict[str, Any] = field(default_factory=dict)
@@ -75,12 +79,16 @@ def _in_slurm_job() -> bool:
     return os.environ.get("FRAMEWORK_SLURM_JOB") == "1"
 
 
-def _cluster_callbacks(run_dir: Path) -> list:
-    if not _in_slurm_job():
+def _stop_callbacks(run_dir: Path, lock: Any = None) -> list:
+    """The step-exact stop (framework.training.preemption): on SLURM's signals inside a SLURM job, and when the
+    run's lock (held by `execute`; absent on the other ranks of a SLURM job) is taken over."""
+    if not _in_slurm_job() and lock is None:
         return []
     from framework.training.preemption import PreemptionCheckpoint
+    from framework.training.run_lock import LockWatch
 
-    return [PreemptionCheckpoint(run_folder.checkpoint_dir(run_dir) / "last.ckpt")]
+    return [PreemptionCheckpoint(run_folder.checkpoint_dir(run_dir) / "last.ckpt", signals=_in_slurm_job(),
+                                 watch=LockWatch(lock) if lock is not None else None)]
 
 
 def _cluster_plugins() -> list:
@@ -115,8 +123,8 @@ def load_task(config: Node, registry: Registry):
     return task_module.get_task(OptimizerFactory(optimizer_module.configure_optimizers, config), config)
 
 
-def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None):
-    """The task's model and data module and the Lightning Trainer of one run."""
+def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None, lock: Any = None):
+    """The task's model and data module and the Lightning Trainer of one run (`lock`: the run's RunLock)."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -161,7 +169,7 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None 
         enable_model_summary=False,
         num_sanity_val_steps=0,
         logger=ResumableCSVLogger(run_dir, _checkpoint_step(resume) if resume else None),
-        callbacks=[checkpoint, timer, DivergenceCheck(), EpochSeed(engine.seed), OptimizerModes(), *_cluster_callbacks(run_dir),
+        callbacks=[checkpoint, timer, DivergenceCheck(), EpochSeed(engine.seed), OptimizerModes(), *_stop_callbacks(run_dir, lock),
                    CheckpointMetadata(config), ModelSummaryFile(run_dir / MODEL_SUMMARY_FILE),
                    *([stopper] if stopper else [])],
         plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
@@ -205,11 +213,12 @@ def _check_splits(datamodule) -> None:
         raise FrameworkError(f"{type(datamodule).__name__}: data_val and data_test are the same dataset; hold out separate splits")
 
 
-def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path) -> dict[str, Any]:
-    """Fit (resuming from the last checkpoint if there is one), then test each requested checkpoint."""
+def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path, lock: Any = None) -> dict[str, Any]:
+    """Fit (resuming from the last checkpoint if there is one), then test each requested checkpoint;
+    stops at a step, raising preemption.LockLost, if `lock` is taken over."""
     quiet_lightning()
     resume = run_folder.last_checkpoint(run_dir)
-    model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir, resume)
+    model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir, resume, lock)
     # Lightning allocates enough objects every step to set off the garbage collector, whose full passes
     # would walk every object of torch, Lightning and the data (~0.4M, a tenth of a second each).
     # Freezing what exists now keeps them out of those passes; unfreezing afterwards lets a grid of runs
@@ -240,7 +249,8 @@ def execute(spec: RunSpec, registry: Registry, force: bool = False, job_id: str 
     job training it, recorded in status.json.
 
     The cell is trained under its run directory's lock (framework/training/run_lock.py): when another process holds
-    it, the outcome is `locked` at once (no waiting) and that process's training is left alone."""
+    it, the outcome is `locked` at once (no waiting) and that process's training is left alone. When
+    another process takes the lock over mid-run, the outcome is `interrupted` (see `_record`)."""
     from framework.training.run_lock import RunLock
 
     run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
@@ -253,7 +263,7 @@ def execute(spec: RunSpec, registry: Registry, force: bool = False, job_id: str 
     if holder is not None:
         return Outcome(spec, "locked", 0.0, f"locked by {holder.describe()}")
     try:
-        return _execute_locked(spec, registry, run_dir, force, job_id)
+        return _execute_locked(spec, registry, run_dir, force, job_id, lock)
     finally:
         lock.release()
 
@@ -271,7 +281,7 @@ def _clear_run_dir(run_dir: Path) -> None:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
-def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: bool, job_id: str | None) -> Outcome:
+def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: bool, job_id: str | None, lock) -> Outcome:
     status = run_folder.read_status(run_dir)  # again: another process may have finished it before we locked
     if force:
         _clear_run_dir(run_dir)
@@ -286,17 +296,34 @@ def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: boo
     )
     start = time.perf_counter()
     try:
-        scores = train_and_test(spec, registry, run_dir)
-    except DivergedError as exc:
-        run_folder.write_status(run_dir, "diverged", error=str(exc), finished=time.time())
-        return Outcome(spec, "diverged", time.perf_counter() - start, str(exc))
+        scores = train_and_test(spec, registry, run_dir, lock)
     except KeyboardInterrupt:
-        run_folder.write_status(run_dir, "failed", error="interrupted (Ctrl-C); run again to resume", finished=time.time())
+        if lock.held():
+            run_folder.write_status(run_dir, "failed", error="interrupted (Ctrl-C); run again to resume", finished=time.time())
         raise
+    except DivergedError as exc:
+        return _record(spec, run_dir, lock, Outcome(spec, "diverged", time.perf_counter() - start, str(exc)))
     except Exception as exc:  # any failure of the task's code is recorded and the grid goes on
-        error = one_line(exc)
-        run_folder.write_status(run_dir, "failed", error=error, traceback=traceback.format_exc(), finished=time.time())
-        return Outcome(spec, "failed", time.perf_counter() - start, error)
-    run_folder.write_scores(run_dir, scores)
-    run_folder.write_status(run_dir, "done", finished=time.time(), seconds=time.perf_counter() - start)
-    return Outcome(spec, "done", time.perf_counter() - start, None, scores)
+        outcome = Outcome(spec, "failed", time.perf_counter() - start, one_line(exc))
+        return _record(spec, run_dir, lock, outcome, traceback.format_exc())
+    return _record(spec, run_dir, lock, Outcome(spec, "done", time.perf_counter() - start, None, scores))
+
+
+def _record(spec: RunSpec, run_dir: Path, lock, outcome: Outcome, trace: str | None = None) -> Outcome:
+    """Write the attempt's outcome into the run directory, if this process still holds its lock. If
+    another process took it over, that process owns status.json and scores.json now: nothing is written,
+    and the attempt is reported (to the executor and the summary) as interrupted."""
+    from framework.training.run_lock import read_holder
+
+    if not lock.held():
+        holder = read_holder(run_dir)
+        error = f"interrupted: the lock was taken over by {holder.describe() if holder else 'another process'}"
+        return Outcome(spec, "interrupted", outcome.seconds, error + (f"; {outcome.error}" if outcome.error else ""))
+    if outcome.state == "done":
+        run_folder.write_scores(run_dir, outcome.scores)
+        run_folder.write_status(run_dir, "done", finished=time.time(), seconds=outcome.seconds)
+    elif outcome.state == "diverged":
+        run_folder.write_status(run_dir, "diverged", error=outcome.error, finished=time.time())
+    else:
+        run_folder.write_status(run_dir, "failed", error=outcome.error, traceback=trace, finished=time.time())
+    return outcome

@@ -15,6 +15,10 @@ and moves on. A lock is STALE, and taken over, when
   so keep the nodes' clocks in sync, as NTP does).
 Taking over renames the stale file away (only one of several contenders can rename it), checks that
 what it renamed is the stale lock it judged, and creates its own.
+
+A holder whose lock was taken over (it stalled past `STALE_AFTER_S`, or its lock file was removed) no
+longer owns the run directory: its heartbeat sets `RunLock.lost`, training stops at the next step
+(`preemption.PreemptionCheckpoint`, through a `LockWatch`) and `run.execute` writes nothing more there.
 """
 
 from __future__ import annotations
@@ -114,9 +118,11 @@ class RunLock:
     """The lock of one run directory. `acquire()` returns None when this process now holds it, else the
     current holder; `release()` gives it back. Usable as a context manager (`with RunLock(d) as holder`)."""
 
-    def __init__(self, run_dir: Path, heartbeat_s: float = HEARTBEAT_S, stale_after_s: float = STALE_AFTER_S):
+    def __init__(self, run_dir: Path, heartbeat_s: float | None = None, stale_after_s: float = STALE_AFTER_S):
         self.path = Path(run_dir) / LOCK_FILE
-        self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
+        # the module's HEARTBEAT_S read now, not at import: a test can quicken every lock of a run
+        self.heartbeat_s = HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+        self.stale_after_s = stale_after_s
         self.info: dict[str, Any] | None = None  # ours, while held
         self.lost = False  # set when another process took the lock from us (our heartbeat stopped too long)
         self._stop = threading.Event()
@@ -199,10 +205,12 @@ class RunLock:
                 pass  # a file server hiccup: the next beat tries again
 
     def _owned(self) -> bool:
-        try:
-            return json.loads(self.path.read_text(encoding="utf-8")).get("token") == (self.info or {}).get("token")
-        except (OSError, ValueError):
-            return False
+        return _holds(self.path, (self.info or {}).get("token"))
+
+    def held(self) -> bool:
+        """Whether this process still holds the lock, read from the file now (the heartbeat's `lost`
+        lags by up to `heartbeat_s`): asked before each write to the run directory."""
+        return self.info is not None and not self.lost and self._owned()
 
     def release(self) -> None:
         self._stop.set()
@@ -218,3 +226,34 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def _holds(path: Path, token: str | None) -> bool:
+    try:
+        return token is not None and json.loads(path.read_text(encoding="utf-8")).get("token") == token
+    except (OSError, ValueError):
+        return False
+
+
+class LockWatch:
+    """Whether a held RunLock was taken over, cheap enough to ask at every training step.
+
+    In the holder's process it reads the heartbeat's `lost` flag. It is also pickled into the processes
+    that `ddp_spawn` starts, where the lock object (with its thread) does not exist: there it reads the
+    lock file itself, at most every `HEARTBEAT_S`."""
+
+    def __init__(self, lock: RunLock):
+        self.path, self.token = lock.path, (lock.info or {}).get("token")
+        self._lock: RunLock | None = lock
+        self._lost, self._next_read = False, 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_lock": None}  # a thread does not cross processes; the file does
+
+    def lost(self) -> bool:
+        if self._lock is not None:
+            return self._lock.lost
+        if not self._lost and time.monotonic() >= self._next_read:
+            self._next_read = time.monotonic() + HEARTBEAT_S
+            self._lost = not _holds(self.path, self.token)
+        return self._lost
