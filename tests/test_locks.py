@@ -225,3 +225,41 @@ def test_racing_processes_one_wins(tmp_path, stale):
     go.touch()
     results = sorted(proc.communicate(timeout=120)[0].strip() for proc in racers)
     assert results == ["lost"] * 7 + ["won"], results
+
+
+HOLDER = ("import sys, time; from pathlib import Path; from framework.locks import RunLock; "
+          "assert RunLock(Path(sys.argv[1])).acquire() is None; print('locked', flush=True); time.sleep(600)")
+
+
+@pytest.mark.parametrize("executor", [["engine.workers=0"], ["engine.executor=slurm", "engine.sbatch_args.time=10"]],
+                         ids=["local", "slurm"])
+def test_force_leaves_a_cell_locked_by_another_process(tmp_path, executor):
+    """`--force` deletes a cell only under its lock: a cell another live process holds (trains) keeps its
+    files, is reported `locked by ...` and is neither rerun nor submitted."""
+    from framework.config import parse_overrides
+    from framework.grid import expand
+    from framework.registry import Registry
+    from framework.results import write_scores, write_status
+
+    out = tmp_path / "results"
+    overrides = ["tasks=digits", "task.max_epochs=1", *executor]
+    (spec,) = expand(parse_overrides([*overrides, f"engine.output_dir={out}"]), Registry())
+    run_dir = spec.run_dir(out)
+    run_dir.mkdir(parents=True)
+    write_status(run_dir, "done", note="the holder's")
+    write_scores(run_dir, {"best": {"test_acc": 0.5}})
+    (run_dir / "theirs.txt").write_text("kept")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = read_status(run_dir)
+        proc = subprocess.run([sys.executable, "-m", "framework", "run", *overrides, "--force", "-o", str(out)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"locked by pid {holder.pid} on {socket.gethostname()}" in proc.stdout, proc.stdout
+    assert (run_dir / "theirs.txt").read_text() == "kept"
+    assert read_status(run_dir) == before and (run_dir / "scores.json").exists()
+    assert "submitted as job array" not in proc.stdout  # the slurm executor submitted nothing for it

@@ -39,7 +39,7 @@ def register(commands) -> None:
     )
     add_request_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the runs as a table and run nothing")
-    parser.add_argument("--force", action="store_true", help="rerun runs that already finished")
+    parser.add_argument("--force", action="store_true", help="rerun runs that already finished (never a cell whose lock another process holds)")
     parser.add_argument("--sanity", action="store_true",
                         help="first check, for each task x optimizer, that the loss falls when overfitting 2 batches "
                              "for 40 steps; run the grid only if every check passes (with --dry-run: check, then list)")
@@ -123,6 +123,11 @@ def handler(args: argparse.Namespace) -> int:
     where = "in this process" if workers == 0 else f"{workers} worker{'s' * (workers != 1)}"
     print(f"{len(runs)} runs -> {output} ({where})", flush=True)
     outcomes = run_all(runs, request.plugin_paths(), workers, force=args.force, report=Progress(len(runs), workers))
+    return _summary(runs, outcomes, axes)
+
+
+def _summary(runs, outcomes: list[dict], axes: list[str]) -> int:
+    """The local executor's closing table and counts; the exit status (1 when a run failed)."""
     rows = []
     for spec, outcome in zip(runs, outcomes):
         rows.append([spec.task, spec.optimizer, spec.run_id, *(fmt(spec.sweep.get(k, "")) for k in axes),
@@ -154,11 +159,16 @@ def _submit(runs, plugin_paths: list[str], force: bool, output: Path) -> int:
         if force or status.get("state") not in run_folder.FINISHED:
             todo.append(spec)
     submission = slurm.submit(todo, plugin_paths, force=force)
-    print(f"{len(runs) - len(todo)} finished runs skipped; {len(todo)} submitted"
-          + (f" as job array{'s' * (len(submission.arrays) > 1)} {', '.join(submission.arrays)}" if todo else ""))
+    for spec in todo:
+        if spec.run_id in submission.locked:  # being trained by another process: not cleared, not submitted
+            print(f"{spec.task}/{spec.optimizer}/{spec.run_id}: {submission.locked[spec.run_id]}; left alone")
+    submitted = len(todo) - len(submission.locked)
+    print(f"{len(runs) - len(todo)} finished runs skipped; {submitted} submitted"
+          + (f" as job array{'s' * (len(submission.arrays) > 1)} {', '.join(submission.arrays)}" if submitted else "")
+          + (f"; {len(submission.locked)} locked: being trained by another process" if submission.locked else ""))
     if submission.plot_job:
         print(f"plot job {submission.plot_job} runs after the grid (afterany)")
-    if todo:
+    if submitted:
         print(f"job files and logs: {submission.folder}")
     print(f"follow with: framework status {output}")
     return 0

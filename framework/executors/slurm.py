@@ -2,7 +2,8 @@
 
 `submit` groups the cells by the resources they ask for (the resolved `engine.sbatch_args`, devices,
 setup lines), submits one job array per group and returns at once; each cell's run directory records
-`pending` and its job id. The jobs run `slurm_job.CellJob`, which trains the cell through the same
+`pending` and its job id, under the cell's lock: a cell another process holds (trains) is reported
+`locked by ...` and neither cleared by --force nor submitted. The jobs run `slurm_job.CellJob`, which trains the cell through the same
 `run.execute` as the local executor. `framework status` reads the run directories and asks `sacct` about
 the jobs that have not recorded an outcome; `framework cancel` runs `scancel` on them.
 """
@@ -155,6 +156,27 @@ class Submission:
     arrays: list[str] = field(default_factory=list)  # one job (array) id per resource group
     plot_job: str | None = None
     folder: Path | None = None
+    locked: dict[str, str] = field(default_factory=dict)  # run_id -> "locked by ..." (left alone)
+
+
+def _prepare(spec: RunSpec, force: bool) -> str | None:
+    """Write the cell's config and `pending` status (with --force, first clear what an earlier attempt
+    left) under its lock; returns `locked by ...` instead when another process holds it: deleting or
+    resubmitting a cell that is being trained would lose or duplicate its training."""
+    from framework.training.run_lock import RunLock
+
+    run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir) as holder:
+        if holder is not None:
+            return f"locked by {holder.describe()}"
+        if force:
+            run_folder.clear_run_dir(run_dir)
+        run_folder.write_config(run_dir, spec.config)
+        # pending is written before sbatch: once submitted, status.json is the job's alone to write
+        run_folder.write_status(run_dir, "pending", task=spec.task, optimizer=spec.optimizer, run_id=spec.run_id,
+                             sweep=spec.sweep, submitted=time.time(), error=None, traceback=None)
+    return None
 
 
 def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) -> Submission:
@@ -178,14 +200,12 @@ def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) ->
         executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=engine["slurm"]["max_requeues"])
         executor.update_parameters(**parameters)
         for spec in specs:  # the run directory exists, with the cell's config, before any job starts
-            run_dir = spec.run_dir(spec.config["engine"]["output_dir"])
-            if force and run_dir.exists():
-                shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            run_folder.write_config(run_dir, spec.config)
-            # pending is written before sbatch: once submitted, status.json is the job's alone to write
-            run_folder.write_status(run_dir, "pending", task=spec.task, optimizer=spec.optimizer, run_id=spec.run_id,
-                                 sweep=spec.sweep, submitted=time.time(), error=None, traceback=None)
+            locked = _prepare(spec, force)
+            if locked:
+                submission.locked[spec.run_id] = locked
+        specs = [spec for spec in specs if spec.run_id not in submission.locked]
+        if not specs:
+            continue
         try:
             with executor.batch():
                 jobs = [executor.submit(CellJob(spec, plugin_paths)) for spec in specs]
@@ -198,6 +218,8 @@ def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) ->
             run_folder.write_job(spec.run_dir(spec.config["engine"]["output_dir"]), job.job_id, folder)
             submission.jobs[spec.run_id] = job.job_id
         submission.arrays.append(jobs[0].job_id.split("_")[0])
+    if not submission.arrays:
+        return submission  # every cell was locked: nothing submitted, nothing to log
     if engine["slurm"]["plot"]:
         executor = submitit.SlurmExecutor(folder=folder / "%j")
         executor.update_parameters(job_name="framework-plot", time=30, setup=list(engine["slurm"]["setup"]),

@@ -74,6 +74,17 @@ def write_status(run_dir: Path, state: str, **fields: Any) -> dict[str, Any]:
     return status
 
 
+def clear_run_dir(run_dir: Path) -> None:
+    """--force: remove what an earlier attempt left, but not the lock, which the caller holds."""
+    import shutil
+
+    from framework.locks import LOCK_FILE
+
+    for entry in run_dir.iterdir():
+        if entry.name != LOCK_FILE:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
 def write_job(run_dir: Path, job_id: str, folder: str | Path) -> None:
     """The SLURM job that owns the run, written by the submitter (status.json is the job's to write)."""
     atomic_write_json(run_dir / JOB_FILE, {"job_id": job_id, "slurm_folder": str(folder), "submitted": time.time()})

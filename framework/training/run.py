@@ -13,7 +13,6 @@ import gc
 import logging
 import os
 import re
-import shutil
 import time
 import traceback
 import warnings
@@ -272,19 +271,10 @@ def _skipped(spec: RunSpec, run_dir: Path, status: dict) -> Outcome:
     return Outcome(spec, "skipped", 0.0, status.get("error"), run_folder.read_scores(run_dir) or {})
 
 
-def _clear_run_dir(run_dir: Path) -> None:
-    """--force: remove what an earlier attempt left, but not the lock this process holds."""
-    from framework.training.run_lock import LOCK_FILE
-
-    for entry in run_dir.iterdir():
-        if entry.name != LOCK_FILE:
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-
-
 def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: bool, job_id: str | None, lock) -> Outcome:
     status = run_folder.read_status(run_dir)  # again: another process may have finished it before we locked
     if force:
-        _clear_run_dir(run_dir)
+        run_folder.clear_run_dir(run_dir)  # under the lock: never a cell another process trains
     elif status and status.get("state") in run_folder.FINISHED:
         return _skipped(spec, run_dir, status)
     run_folder.write_config(run_dir, spec.config)
