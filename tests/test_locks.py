@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from framework.results.run_folder.run_folder import load_runs, read_status
 
-from framework.results.run_folder import load_runs, read_status
 from framework.training.run_lock import LOCK_FILE, RunLock, read_holder
 
 from .conftest import REPO, flaky_plugin
@@ -113,15 +113,15 @@ def test_execute_reports_a_locked_cell_without_touching_it(tmp_path):
 THIEF = """
 import json, sys, time
 from pathlib import Path
-from framework import results
-from framework.locks import RunLock
+from framework.results import run_folder
+from framework.training.run_lock import RunLock
 run_dir = Path(sys.argv[1])
 while not (run_dir / "checkpoints" / "last.ckpt").exists():  # the first epoch is done: training is under way
     time.sleep(0.01)
 lock = RunLock(run_dir, stale_after_s=0.0)  # judges the holder's lock stale at once: the real takeover path
 while lock.acquire() is not None:
     time.sleep(0.01)
-status = results.write_status(run_dir, "running", attempts=2, note="the new holder's")
+status = run_folder.write_status(run_dir, "running", attempts=2, note="the new holder's")
 print(json.dumps(status), flush=True)
 sys.stdin.read()  # hold the lock until the test is done
 """
@@ -133,11 +133,10 @@ def test_a_run_that_loses_its_lock_stops_at_a_step_with_a_checkpoint_and_leaves_
     step, saves last.ckpt there, reports itself interrupted and writes neither status.json nor scores.json."""
     import torch
 
-    from framework import locks
     from framework.config import parse_overrides
-    from framework.grid import expand
-    from framework.registry import Registry
-    from framework.run import execute
+    from framework.config.grid import expand
+    from framework.config.registry import Registry
+    from framework.training.run import execute
 
     monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)  # notice the loss within a step or two, not 30 s
     (spec,) = expand(parse_overrides(["tasks=digits", "task.max_epochs=30", f"engine.output_dir={tmp_path}"]), Registry())
@@ -227,7 +226,7 @@ def test_racing_processes_one_wins(tmp_path, stale):
     assert results == ["lost"] * 7 + ["won"], results
 
 
-HOLDER = ("import sys, time; from pathlib import Path; from framework.locks import RunLock; "
+HOLDER = ("import sys, time; from pathlib import Path; from framework.training.run_lock import RunLock; "
           "assert RunLock(Path(sys.argv[1])).acquire() is None; print('locked', flush=True); time.sleep(600)")
 
 
@@ -237,9 +236,9 @@ def test_force_leaves_a_cell_locked_by_another_process(tmp_path, executor):
     """`--force` deletes a cell only under its lock: a cell another live process holds (trains) keeps its
     files, is reported `locked by ...` and is neither rerun nor submitted."""
     from framework.config import parse_overrides
-    from framework.grid import expand
-    from framework.registry import Registry
-    from framework.results import write_scores, write_status
+    from framework.config.grid import expand
+    from framework.config.registry import Registry
+    from framework.results.run_folder import write_scores, write_status
 
     out = tmp_path / "results"
     overrides = ["tasks=digits", "task.max_epochs=1", *executor]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from framework.commands.status import cell_states
+from framework.executors.slurm import ALIVE
 from framework.results.run_folder import load_runs, read_scores, read_status, read_status_and_job
 
 from .conftest import flaky_plugin, run_cli
@@ -193,3 +194,26 @@ def test_two_devices_train_with_ddp_over_two_slurm_tasks(tmp_path):
     assert logs, "the second SLURM task (rank 1) left no log: the job did not run two processes"
     scores = read_scores(Path(record["run_dir"]))
     assert 0.5 < scores["best"]["test_acc"] <= 1.0
+
+
+def test_the_plot_job_runs_on_the_grids_partition_with_its_own_request(tmp_path):
+    """engine.sbatch_args.partition reaches the plot job (clusters that require one refuse a job without
+    it), but its memory and CPUs are its own, and it asks for no GPU."""
+    import re
+
+    out = tmp_path / "results"
+    submitted = run_cli("run", "tasks=digits", "task.max_epochs=1", *SLURM, "engine.sbatch_args.partition=debug",
+                        "engine.sbatch_args.mem=3G", "engine.slurm.plot=true", "-o", str(out), cwd=tmp_path, check=True)
+    plot_job = re.search(r"plot job (\d+)", submitted.stdout)[1]
+    _wait(lambda: (out / "plots" / "digits_heatmap.png").exists(), "the plot job to write the heatmap")
+    (script,) = (out / ".slurm").glob(f"*/{plot_job}/{plot_job}_submission.sh")
+    assert "#SBATCH --partition=debug\n" in script.read_text()  # asked for, not the cluster's default
+
+    def accounting() -> list[str] | None:  # once the job has ended (the heatmap is written before it exits)
+        line = subprocess.run(["sacct", "-X", "-n", "-P", "-j", plot_job, "-o", "Partition,State,ReqTRES"],
+                              capture_output=True, text=True, check=False).stdout.strip().split("\n")[0].split("|")
+        return line if len(line) == 3 and line[1] not in ALIVE else None
+
+    partition, state, requested = _wait(accounting, "the plot job to end", 60)
+    assert (partition, state) == ("debug", "COMPLETED"), (partition, state)
+    assert "mem=8G" in requested and "cpu=2" in requested and "gpu" not in requested, requested  # not the grid's 3G

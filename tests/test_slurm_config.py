@@ -63,3 +63,25 @@ def test_the_scheduler_state_decides_for_cells_a_job_still_owns():
     state, note = reconcile({"state": "running", "job_id": "7_1"}, {"7_1": "CANCELLED"})
     assert state == "failed" and "CANCELLED" in note and "resubmits" in note
     assert reconcile({"state": "done", "job_id": "7_1"}, {"7_1": "COMPLETED"}) == ("done", None)
+
+
+def test_the_plot_job_asks_where_the_grid_runs_but_for_its_own_small_resources(tmp_path):
+    """A cluster may refuse jobs without its partition, account, QOS (or reservation, constraint, cluster):
+    the plot job takes those from the grid's sbatch_args, but not its time, memory, CPUs or GPUs."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from framework.executors.slurm import plot_parameters
+
+    experiment = ("engine:\n  accelerator: gpu\n  devices: 2\n  sbatch_args:\n    partition: gpu\n    account: lab\n"
+                  "    qos: high\n    reservation: course\n    constraint: a100\n    clusters: north\n    gres: gpu:2\n"
+                  "    mem: 64G\n    cpus-per-task: 16\n    time: '2-00:00:00'\n")
+    plugins = flaky_plugin(tmp_path / "plugins")
+    path = tmp_path / "experiment.yaml"
+    path.write_text(experiment)
+    request = combine(load_experiment(path), parse_overrides(["tasks=flaky", f"engine.plugin_paths=[{plugins}]"]))
+    (spec,) = expand(request, Registry(request.plugin_paths()))
+    sbatch = _make_sbatch_string(command="plot", folder=tmp_path, **plot_parameters(spec.config["engine"], ["41", "42"]))
+    for flag in ("--partition=gpu", "--account=lab", "--qos=high", "--reservation=course", "--constraint=a100",
+                 "--clusters=north", "--dependency=afterany:41:42", "--time=30", "--cpus-per-task=2", "--mem=8G"):
+        assert f"#SBATCH {flag}\n" in sbatch, flag
+    assert "gpu:2" not in sbatch and "--gpus" not in sbatch and "64G" not in sbatch and "2880" not in sbatch

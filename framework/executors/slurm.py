@@ -28,6 +28,9 @@ from framework.results import run_folder
 
 SUBMISSIONS_FILE = "submissions.jsonl"
 DEFAULT_TIME_MIN = 60
+# sbatch_args that say where a job may run, which a cluster may require of every job: the plot job takes them
+PLACEMENT = ("partition", "account", "qos", "reservation", "constraint", "clusters", "wckey")
+PLOT_RESOURCES = {"time": 30, "nodes": 1, "cpus_per_task": 2, "mem": "8G"}  # heatmaps: a few CPUs, no GPU
 # sacct states of a job that may still write its outcome
 ALIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING",
          "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "STOPPED"}
@@ -89,6 +92,21 @@ def sbatch_parameters(config: Mapping[str, Any], task: str) -> dict[str, Any]:
             extra[name] = value
     parameters["time"] = max(1, math.ceil(parameters["time"] * engine["slurm"]["time_factor"]))
     if extra:
+        parameters["additional_parameters"] = extra
+    return parameters
+
+
+def plot_parameters(engine: Mapping[str, Any], arrays: list[str]) -> dict[str, Any]:
+    """submitit parameters of the `engine.slurm.plot` job, after the job arrays `arrays`: the grid's
+    placement (partition, account, qos, ...; `engine.sbatch_args`), its own small request (PLOT_RESOURCES)."""
+    known, extra = _submitit_names(), {}
+    parameters: dict[str, Any] = {"job_name": "framework-plot", **PLOT_RESOURCES, "setup": list(engine["slurm"]["setup"]),
+                                  "dependency": "afterany:" + ":".join(arrays)}
+    for key, value in engine["sbatch_args"].items():
+        name = key.replace("-", "_")
+        if name in PLACEMENT:
+            (parameters if name in known else extra)[name] = value
+    if extra:  # reservation, clusters: written as #SBATCH --<name>=<value>
         parameters["additional_parameters"] = extra
     return parameters
 
@@ -222,8 +240,7 @@ def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) ->
         return submission  # every cell was locked: nothing submitted, nothing to log
     if engine["slurm"]["plot"]:
         executor = submitit.SlurmExecutor(folder=folder / "%j")
-        executor.update_parameters(job_name="framework-plot", time=30, setup=list(engine["slurm"]["setup"]),
-                                   dependency="afterany:" + ":".join(submission.arrays))
+        executor.update_parameters(**plot_parameters(engine, submission.arrays))
         submission.plot_job = executor.submit(plot_job, str(engine["output_dir"])).job_id
     record = {"time": time.time(), "folder": str(folder), "arrays": submission.arrays,
               "plot_job": submission.plot_job, "jobs": submission.jobs}

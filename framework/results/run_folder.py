@@ -78,7 +78,7 @@ def clear_run_dir(run_dir: Path) -> None:
     """--force: remove what an earlier attempt left, but not the lock, which the caller holds."""
     import shutil
 
-    from framework.locks import LOCK_FILE
+    from framework.training.run_lock import LOCK_FILE
 
     for entry in run_dir.iterdir():
         if entry.name != LOCK_FILE:

@@ -17,7 +17,7 @@ the end of the current step with a step-exact checkpoint, recorded as failed ("t
 next `framework run` resubmits it and it resumes from that step. Outside the training steps SIGTERM is
 ignored and SLURM's KillWait ends the job; it resumes from the last epoch-end checkpoint.
 
-The same step-exact stop serves a run whose lock (framework/locks.py) another process took over, in
+The same step-exact stop serves a run whose lock (framework/training/run_lock.py) another process took over, in
 every executor (signals are only handled inside a SLURM job): it stops at the end of the current step
 and raises `LockLost`. Its checkpoint is saved as last.ckpt only when it is further than the one there:
 the new holder owns the run directory, and its progress is never replaced by an earlier position.
