@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from framework.results.run_folder.run_folder import load_runs, read_status
+from framework.results.run_folder import load_runs, read_status
 
 from framework.training.run_lock import LOCK_FILE, RunLock, read_holder
 
@@ -136,9 +136,10 @@ def test_a_run_that_loses_its_lock_stops_at_a_step_with_a_checkpoint_and_leaves_
     from framework.config import parse_overrides
     from framework.config.grid import expand
     from framework.config.registry import Registry
+    from framework.training import run_lock
     from framework.training.run import execute
 
-    monkeypatch.setattr(locks, "HEARTBEAT_S", 0.05)  # notice the loss within a step or two, not 30 s
+    monkeypatch.setattr(run_lock, "HEARTBEAT_S", 0.05)  # notice the loss within a step or two, not 30 s
     (spec,) = expand(parse_overrides(["tasks=digits", "task.max_epochs=30", f"engine.output_dir={tmp_path}"]), Registry())
     run_dir = spec.run_dir(tmp_path)
     thief = subprocess.Popen([sys.executable, "-c", THIEF, str(run_dir)], cwd=REPO, stdin=subprocess.PIPE,

@@ -174,22 +174,12 @@ def run_all(runs: list[RunSpec], plugin_paths: list[str], workers: int, force: b
             report: Report | None = None) -> list[dict]:
     """Train every cell; returns one outcome dict (state, seconds, error, scores) per run, in order."""
     if workers == 0:
-        from framework.config.registry import Registry
-        from framework.training.run import execute
-
-        registry, outcomes = Registry(plugin_paths), []
-        for spec in runs:
-            outcomes.append(_as_dict(execute(spec, registry, force=force)))
-            if report:
-                report(spec, outcomes[-1])
-        return outcomes
-
+        return _run_in_this_process(runs, plugin_paths, force, report)
     devices = max((spec.config["engine"]["devices"] for spec in runs), default=1)
     environments = worker_environments(min(workers, len(runs)) or 1, devices)
     # spawn, not fork: a forked copy of a process that has threads (or CUDA) can deadlock
     context = multiprocessing.get_context("spawn")
     pool = [_Worker(context, env) for env in environments]
-    waiting = list(range(len(runs)))
     outcomes: dict[int, dict] = {}
 
     def finish(worker: _Worker, outcome: dict) -> None:
@@ -199,6 +189,7 @@ def run_all(runs: list[RunSpec], plugin_paths: list[str], workers: int, force: b
             report(runs[index], outcome)
 
     try:
+        waiting = list(range(len(runs)))
         while len(outcomes) < len(runs):
             for worker in pool:
                 if worker.index is None and worker.ready and waiting:
@@ -207,31 +198,56 @@ def run_all(runs: list[RunSpec], plugin_paths: list[str], workers: int, force: b
             ready = wait([w.connection for w in pool] + [w.process.sentinel for w in pool])
             for i, worker in enumerate(pool):
                 if worker.connection in ready or worker.process.sentinel in ready:
-                    try:
-                        if worker.connection.poll():
-                            message = worker.connection.recv()
-                            if not worker.ready:
-                                worker.ready = True
-                                continue
-                            finish(worker, message)
-                            continue
-                    except (EOFError, OSError):
-                        pass
-                    if not worker.process.is_alive():
-                        worker.process.join()
-                        error = _death(worker.process)
-                        if worker.index is None:
-                            raise FrameworkError(f"a local worker could not start: {error}")
-                        finish(worker, _record_death(runs[worker.index], error))
-                        pool[i] = _Worker(context, worker.environment)
+                    pool[i] = _receive(worker, runs, finish, context)
     finally:
-        for worker in pool:
-            if worker.index is not None:  # interrupted: the cell resumes from its checkpoint next time
-                worker.process.kill()
-                worker.process.join()
-                _record_death(runs[worker.index], "interrupted before it finished; run again to resume from its last checkpoint")
-        for worker in pool:  # all are told first, so that they exit side by side, not one after the other
-            worker.ask_to_stop()
-        for worker in pool:
-            worker.stop()
+        _stop(pool, runs)
     return [outcomes[i] for i in range(len(runs))]
+
+
+def _run_in_this_process(runs: list[RunSpec], plugin_paths: list[str], force: bool,
+                         report: Report | None) -> list[dict]:
+    """engine.workers=0: every cell in this process, one after the other (for a debugger)."""
+    from framework.config.registry import Registry
+    from framework.training.run import execute
+
+    registry, outcomes = Registry(plugin_paths), []
+    for spec in runs:
+        outcomes.append(_as_dict(execute(spec, registry, force=force)))
+        if report:
+            report(spec, outcomes[-1])
+    return outcomes
+
+
+def _receive(worker: _Worker, runs: list[RunSpec], finish: Callable[[_Worker, dict], None], context) -> _Worker:
+    """Handle what woke `worker` up: its first message (ready), a cell's outcome, or its death, in which
+    case its cell is recorded as failed and a fresh worker (returned) takes its place."""
+    try:
+        if worker.connection.poll():
+            message = worker.connection.recv()
+            if worker.ready:
+                finish(worker, message)
+            worker.ready = True
+            return worker
+    except (EOFError, OSError):
+        pass
+    if worker.process.is_alive():
+        return worker
+    worker.process.join()
+    error = _death(worker.process)
+    if worker.index is None:
+        raise FrameworkError(f"a local worker could not start: {error}")
+    finish(worker, _record_death(runs[worker.index], error))
+    return _Worker(context, worker.environment)
+
+
+def _stop(pool: list[_Worker], runs: list[RunSpec]) -> None:
+    """End every worker; a cell still training (the grid was interrupted) resumes next time."""
+    for worker in pool:
+        if worker.index is not None:  # interrupted: the cell resumes from its checkpoint next time
+            worker.process.kill()
+            worker.process.join()
+            _record_death(runs[worker.index], "interrupted before it finished; run again to resume from its last checkpoint")
+    for worker in pool:  # all are told first, so that they exit side by side, not one after the other
+        worker.ask_to_stop()
+    for worker in pool:
+        worker.stop()

@@ -29,6 +29,7 @@ STATES = ("pending", "running", "requeued", "done", "failed", "diverged")  # pen
 FINISHED = ("done", "diverged")  # outcomes that are results: never redone without --force
 CONFIG_FILE, STATUS_FILE, SCORES_FILE, JOB_FILE = "config.yaml", "status.json", "scores.json", "job.json"
 CONFIG_JSON = "config.json"  # the same configuration, for fast loading
+LOCK_FILE = ".lock"  # held while a process trains the run (training/run_lock.py)
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -77,8 +78,6 @@ def write_status(run_dir: Path, state: str, **fields: Any) -> dict[str, Any]:
 def clear_run_dir(run_dir: Path) -> None:
     """--force: remove what an earlier attempt left, but not the lock, which the caller holds."""
     import shutil
-
-    from framework.training.run_lock import LOCK_FILE
 
     for entry in run_dir.iterdir():
         if entry.name != LOCK_FILE:

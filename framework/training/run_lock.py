@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from framework.results.run_folder import LOCK_FILE
+
 log = logging.getLogger("framework.training.run_lock")
 
-LOCK_FILE = ".lock"
 HEARTBEAT_S = 30.0  # how often the holder touches its lock
 STALE_AFTER_S = 300.0  # ten missed heartbeats: the holder is gone (or its node cannot reach the files)
 
