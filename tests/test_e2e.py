@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.results.run_folder import load_runs, read_scores, read_status
+from framework.results.run_folder import iter_run_dirs, load_runs, read_scores, read_status
 
 from .conftest import flaky_plugin, run_cli
 
@@ -62,43 +63,88 @@ def test_failed_and_diverged_runs_are_recorded_and_the_grid_goes_on(tmp_path):
     assert "0 done, 2 skipped, 0 diverged, 1 failed" in again.stdout  # only the failed run is retried
 
 
-def _scores_without_timing(run_dir: Path) -> dict:
+# The user's grid: two cells in one worker, dropout so that the RNG matters, 40 epochs so that training
+# goes on long after the last improvement of val_acc (which is when "best" and "last" can part).
+KILLED_GRID = ["run", "tasks=digits", "optimizers=adamw_baseline,lion", "task.max_epochs=40", "task.dropout=0.2",
+               "optimizer.learning_rate=3e-3"]
+TIMING = ("time_s", "step_time_ms", "samples_per_s", "optimizer_step_ms", "optimizer_time_fraction")
+
+
+def _untimed_scores(run_dir: Path) -> dict:
+    """scores.json less the timings, which no two runs share; everything else must match exactly."""
     scores = read_scores(run_dir)
-    scores.pop("train")
+    scores["train"] = {k: v for k, v in scores["train"].items() if k not in TIMING}
     return scores
 
 
-def test_killed_run_resumes_to_the_same_scores(tmp_path):
-    args = ["run", "tasks=digits", "task.max_epochs=25", "task.dropout=0.2"]
-    reference = tmp_path / "reference"
-    run_cli(*args, "-o", str(reference), cwd=tmp_path, check=True)
-    (ref_dir,) = [Path(r["run_dir"]) for r in load_runs(reference)]
-
-    killed = tmp_path / "killed"
+def _run_then_kill(out: Path, cwd: Path, delay: float | None) -> tuple[bool, float]:
+    """Start the grid in a new output folder; `delay` s after it writes its first checkpoint, SIGKILL its
+    whole process group (None: let it finish). Returns (whether the kill stopped it, seconds from that
+    checkpoint to the end)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "framework", *args, "-o", str(killed)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run_dir = killed / "digits" / "adamw_baseline" / ref_dir.name
-    deadline = time.monotonic() + 300
-    while not (run_dir / "checkpoints" / "last.ckpt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert read_status(run_dir)["state"] == "running"  # killed mid-training: nothing recorded as finished
-    assert read_scores(run_dir) is None
-    shown = run_cli("status", str(killed), cwd=tmp_path, check=True).stdout  # its worker died with it
-    assert "failed" in shown and "interrupted" in shown, shown
+    proc = subprocess.Popen([sys.executable, "-m", "framework", *KILLED_GRID, "-o", str(out)], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(out.glob("*/*/*/checkpoints/last.ckpt")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.005)
+        checkpointed = time.monotonic()
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:  # the kill, or the cleanup of a test that stopped early (a new session outlives pytest)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the main process, its worker and anything they started
+    code = proc.wait()
+    assert code in (0, -signal.SIGKILL), f"framework run exited with {code}"
+    return code == -signal.SIGKILL, time.monotonic() - checkpointed
 
-    resumed = run_cli(*args, "-o", str(killed), cwd=tmp_path, check=True)
-    assert "1 done" in resumed.stdout
-    assert read_status(run_dir)["attempts"] == 2
-    assert json.dumps(_scores_without_timing(run_dir), sort_keys=True) == json.dumps(
-        _scores_without_timing(ref_dir), sort_keys=True
-    )
-    # The learning curve is continued, not restarted: every epoch's validation row is there once.
-    epochs = [row["epoch"] for row in _csv_rows(run_dir) if row.get("val_acc") and not row.get("test_acc")]
-    assert epochs == [row["epoch"] for row in _csv_rows(ref_dir) if row.get("val_acc") and not row.get("test_acc")]
+
+def _kill_then_resume(out: Path, cwd: Path, delay: float) -> bool:
+    """Run the grid into `out`, kill it `delay` s after its first checkpoint, run it again to the end.
+    Whether the kill cut it."""
+    if not _run_then_kill(out, cwd, delay)[0]:
+        return False  # it finished first (the machine was faster than for the reference)
+    cut = [d for d in iter_run_dirs(out) if (read_status(d) or {}).get("state") == "running"]
+    if cut:  # recorded as running by a process that is gone: its worker died with it
+        shown = run_cli("status", str(out), cwd=cwd, check=True).stdout
+        assert "interrupted" in shown and "running" not in shown.splitlines()[-1], shown
+    run_cli(*KILLED_GRID, "-o", str(out), cwd=cwd, check=True)
+    assert all(read_status(d)["attempts"] == 2 for d in cut)
+    return True
+
+
+def _assert_same_runs(ours: Path, theirs: Path) -> None:
+    """Every cell under `ours` finished with the untimed scores, learning curve and checkpoints of its
+    namesake under `theirs`."""
+    runs = sorted(d.relative_to(theirs) for d in iter_run_dirs(theirs))
+    assert len(runs) == 2 and runs == sorted(d.relative_to(ours) for d in iter_run_dirs(ours))
+    for run in runs:
+        assert read_status(ours / run)["state"] == "done"
+        assert json.dumps(_untimed_scores(ours / run), sort_keys=True) == json.dumps(
+            _untimed_scores(theirs / run), sort_keys=True), run
+        # The learning curve is continued, not restarted: every row is there once, with the same values.
+        assert _csv_rows(ours / run) == _csv_rows(theirs / run), run
+        # The same checkpoints, and nothing left of an attempt's half-written or superseded ones
+        assert sorted(p.name for p in (ours / run / "checkpoints").iterdir()) == sorted(
+            p.name for p in (theirs / run / "checkpoints").iterdir()), run
+
+
+def test_killed_run_resumes_to_the_same_scores(tmp_path):
+    """Killed (SIGKILL to its process group) at moments drawn between its first checkpoint and its end,
+    which fall anywhere (mid-epoch, in a checkpoint's write, while checkpoints are tested, in either
+    cell): each time, the command run again ends with what a run that never stopped recorded."""
+    reference = tmp_path / "reference"
+    _, span = _run_then_kill(reference, tmp_path, None)
+    draw = random.Random(1)
+    delays = sorted(draw.uniform(0.0, span) for _ in range(3))
+    cut = 0
+    for i, delay in enumerate(delays):
+        killed = tmp_path / f"killed-{i}"
+        cut += _kill_then_resume(killed, tmp_path, delay)
+        _assert_same_runs(killed, reference)
+    assert cut, f"no kill ({', '.join(f'{d:.2f}' for d in delays)} s) came before the end ({span:.2f} s)"
 
 
 def _csv_rows(run_dir: Path) -> list[dict]:

@@ -122,10 +122,33 @@ def load_task(config: Node, registry: Registry):
     return task_module.get_task(OptimizerFactory(optimizer_module.configure_optimizers, config), config)
 
 
+def _checkpoints(run_dir: Path, task: Node) -> tuple:
+    """The best checkpoint (by task.target_metric) and last.ckpt, both written after each validation.
+
+    last.ckpt has its own callback: since Lightning 2.6, `save_last=True` writes it only when a top-k
+    checkpoint is written at the same step, i.e. when the target metric improved. last.ckpt then held the
+    last improving epoch, not the last epoch: "last" scores were those of an earlier epoch, a killed run
+    resumed from there, and a resumed process that saw no improvement wrote the true last epoch at
+    train end (`on_train_end`), so its "last" differed from an uninterrupted run's.
+
+    Lightning runs checkpoint callbacks after all others and in this order, so last.ckpt is written after
+    the best one and records its updated state: a kill between the two resumes from the previous epoch.
+    No version counter: the epoch redone after such a kill rewrites its best-epoch=E-step=S.ckpt under
+    the same name (it is the same checkpoint) instead of adding a -v1 copy beside the orphan.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    directory = run_folder.checkpoint_dir(run_dir)
+    best = ModelCheckpoint(dirpath=directory, filename="best-{epoch}-{step}", monitor=task.target_metric,
+                           mode=task.target_metric_mode, save_top_k=1, enable_version_counter=False)
+    # monitor=None, save_top_k=1: every validation replaces the one checkpoint, named last.ckpt
+    last = ModelCheckpoint(dirpath=directory, filename="last", save_top_k=1, enable_version_counter=False)
+    return best, last
+
+
 def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None, lock: Any = None):
     """The task's model and data module and the Lightning Trainer of one run (`lock`: the run's RunLock)."""
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from framework.training import lightning_speedups
     from framework.training.callbacks import (
@@ -147,14 +170,7 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None 
     model, datamodule = load_task(config, registry)
 
     task, engine = config.task, config.engine
-    checkpoint = ModelCheckpoint(
-        dirpath=run_folder.checkpoint_dir(run_dir),
-        filename="best-{epoch}-{step}",
-        monitor=task.target_metric,
-        mode=task.target_metric_mode,
-        save_top_k=1,
-        save_last=True,
-    )
+    checkpoint, last = _checkpoints(run_dir, task)
     timer = TrainTimer()
     stopper = early_stopping(config)
     trainer = pl.Trainer(
@@ -168,7 +184,7 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None 
         enable_model_summary=False,
         num_sanity_val_steps=0,
         logger=ResumableCSVLogger(run_dir, _checkpoint_step(resume) if resume else None),
-        callbacks=[checkpoint, timer, DivergenceCheck(), EpochSeed(engine.seed), OptimizerModes(), *_stop_callbacks(run_dir, lock),
+        callbacks=[checkpoint, last, timer, DivergenceCheck(), EpochSeed(engine.seed), OptimizerModes(), *_stop_callbacks(run_dir, lock),
                    CheckpointMetadata(config), ModelSummaryFile(run_dir / MODEL_SUMMARY_FILE),
                    *([stopper] if stopper else [])],
         plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
