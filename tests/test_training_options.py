@@ -16,6 +16,7 @@ from framework.config.batch_size import micro_batch_size
 from framework.config.grid import expand
 from framework.config.registry import Registry
 from framework.errors import ConfigError
+from framework.results.run_folder import write_status
 from framework.training.trainer_options import resolve_precision
 
 from .cells import DIGITS_FAST, run_cell, status_and_scores
@@ -125,6 +126,25 @@ def test_early_stopping_on_the_target_metric(tmp_path):
     assert outcome.state == "done", outcome.error
     train = status_and_scores(run_dir)[1]["train"]
     assert train["epochs"] == 2 and train["stopped_early_at_epoch"] == 1
+
+
+@pytest.mark.slow
+def test_early_stopped_run_resumed_from_its_last_checkpoint_stops_there(tmp_path):
+    # The decision to stop is taken just before the epoch's last.ckpt is written. A kill after it (while
+    # the checkpoints are tested, say) leaves a run recorded as running, resumed from that checkpoint.
+    overrides = ("tasks=digits", "task.max_epochs=10", "engine.early_stopping_patience=1",
+                 "engine.early_stopping_min_delta=1.0")
+    _, _, run_dir = run_cell(tmp_path, *overrides)
+    uninterrupted = status_and_scores(run_dir)[1]
+    (run_dir / "scores.json").unlink()
+    write_status(run_dir, "running")  # what the kill leaves behind
+    _, outcome, _ = run_cell(tmp_path, *overrides)
+    assert outcome.state == "done", outcome.error
+    status, resumed = status_and_scores(run_dir)
+    assert status["attempts"] == 2
+    assert resumed["train"]["epochs"] == uninterrupted["train"]["epochs"] == 2  # no epoch trained past the stop
+    assert resumed["train"]["stopped_early_at_epoch"] == 1
+    assert resumed["best"] == uninterrupted["best"] and resumed["last"] == uninterrupted["last"]
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """What the engine adds to every run's Trainer: divergence check, per-epoch seeding, training and optimizer-step
-timers, checkpoint metadata, the model summary file,
+timers, checkpoint metadata, the model summary file, early stopping that survives a resume,
 and a profiler that costs nothing when nothing is profiled."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.profilers import PassThroughProfiler
 
 from framework.errors import DivergedError
@@ -83,6 +84,26 @@ class EpochSeed(Callback):
             torch.default_generator.manual_seed(value)
         else:
             torch.manual_seed(value)
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """Lightning's EarlyStopping, whose decision to stop is kept by a resumed run.
+
+    The decision is taken at the end of a validation, just before that epoch's last.ckpt is written, and
+    Lightning saves the callback's state (`stopped_epoch` included) but not `trainer.should_stop`. A run
+    killed after that checkpoint (while its checkpoints are being tested, say) would resume from it and
+    train on past the epoch where the uninterrupted run stopped.
+    """
+
+    @property
+    def state_key(self) -> str:
+        # EarlyStopping's own key (it contains the class name): checkpoints written with Lightning's class
+        # restore into this one, and the other way round
+        return f"EarlyStopping{repr({'monitor': self.monitor, 'mode': self.mode})}"
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.stopped_epoch:  # restored from a checkpoint written after the decision (0: not stopped)
+            trainer.should_stop = True
 
 
 def batch_size_of(batch: Any) -> int:

@@ -66,13 +66,13 @@ def early_stopping(config: Any):
     """Lightning's EarlyStopping on the task's target metric, or None when `engine.early_stopping_patience`
     is 0. `patience` counts validations (every `engine.check_val_every_n_epoch` epochs) without an
     improvement larger than `engine.early_stopping_min_delta`. Its state is saved in checkpoints, so a
-    resumed run keeps counting where it stopped."""
-    from lightning.pytorch.callbacks import EarlyStopping
+    resumed run keeps counting where it stopped, and one resumed after the decision to stop stops too."""
+    from framework.training.callbacks import ResumableEarlyStopping
 
     engine, task = config.engine, config.task
     if engine.early_stopping_patience <= 0:
         return None
-    return EarlyStopping(
+    return ResumableEarlyStopping(
         monitor=task.target_metric,
         mode=task.target_metric_mode,
         patience=engine.early_stopping_patience,
