@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.results.run_folder import iter_run_dirs, load_runs, read_scores, read_status
+from framework.results.run_folder import iter_run_dirs, load_runs, read_scores, read_status, write_status
 
 from .conftest import flaky_plugin, run_cli
 
@@ -145,6 +145,21 @@ def test_killed_run_resumes_to_the_same_scores(tmp_path):
         cut += _kill_then_resume(killed, tmp_path, delay)
         _assert_same_runs(killed, reference)
     assert cut, f"no kill ({', '.join(f'{d:.2f}' for d in delays)} s) came before the end ({span:.2f} s)"
+
+
+def test_run_killed_while_its_checkpoints_are_tested_resumes_to_the_same_results(tmp_path):
+    """The state a kill leaves after training, while the checkpoints are validated and tested (a window
+    the random kills above may miss): their rows in metrics.csv, no scores.json, status `running`."""
+    args = ["run", "tasks=digits", "task.max_epochs=3", "task.dropout=0.2", "-o", str(tmp_path / "out")]
+    run_cli(*args, cwd=tmp_path, check=True)
+    (run_dir,) = iter_run_dirs(tmp_path / "out")
+    scores, rows = _untimed_scores(run_dir), _csv_rows(run_dir)
+    (run_dir / "scores.json").unlink()
+    write_status(run_dir, "running")
+    run_cli(*args, cwd=tmp_path, check=True)
+    assert read_status(run_dir)["attempts"] == 2
+    assert _untimed_scores(run_dir) == scores
+    assert _csv_rows(run_dir) == rows  # the first attempt's test rows are not kept beside the new ones
 
 
 def _csv_rows(run_dir: Path) -> list[dict]:
