@@ -99,7 +99,7 @@ class ResumableEarlyStopping(EarlyStopping):
     def state_key(self) -> str:
         # EarlyStopping's own key (it contains the class name): checkpoints written with Lightning's class
         # restore into this one, and the other way round
-        return f"EarlyStopping{repr({'monitor': self.monitor, 'mode': self.mode})}"
+        return "EarlyStopping" + repr({"monitor": self.monitor, "mode": self.mode})
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self.stopped_epoch:  # restored from a checkpoint written after the decision (0: not stopped)
