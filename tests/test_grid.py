@@ -162,7 +162,7 @@ def test_shared_schedule_keys_are_checked_before_anything_runs():
         grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "optimizer.schedule=cosin",
              "optimizer.eta_min_factor=2")
     found = info.value.problems
-    assert "optimizer.schedule: unknown schedule 'cosin' (known: cosine, step, poly, constant) "
-    "[task digits, optimizer adamw_baseline]" in found
+    assert ("optimizer.schedule: unknown schedule 'cosin' (known: cosine, step, poly, constant) "
+            "[task digits, optimizer adamw_baseline]") in found
     assert any(p.startswith("optimizer.eta_min_factor: must be in [0, 1]") for p in found)
     assert len(found) == 2  # each problem once, although both optimizers have it
