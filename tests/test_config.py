@@ -197,6 +197,23 @@ def test_command_line_refines_the_experiment(tmp_path):
     assert {c["task"]["hidden_size"] for c in configs} == {8}
 
 
+
+@pytest.mark.parametrize("output", ["/data/a,b", "out,1", "1e-3", "[x]", "null"])
+def test_output_folder_is_taken_literally(output):
+    # -o names one folder: a comma is not a sweep and a path is never parsed as a YAML value.
+    from argparse import Namespace
+
+    from framework.commands.common import read_request
+
+    request = read_request(Namespace(overrides=["tasks=digits"], experiment=None, output=output))
+    assert request.axes == []
+    (run,) = expand(request, Registry())
+    assert run.config["engine"]["output_dir"] == output
+    # -o is the last word on the output folder, also over a command-line sweep of engine.output_dir
+    swept = read_request(Namespace(overrides=["tasks=digits", "engine.output_dir=x,y"], experiment=None, output=output))
+    assert [r.config["engine"]["output_dir"] for r in expand(swept, Registry())] == [output]
+
+
 # ---------------------------------------------------------------- merge order and validation
 
 

@@ -14,13 +14,16 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_request(args: argparse.Namespace):
     """The Request named by a command line's overrides, experiment file and --output."""
-    from framework.config import Request, combine, load_experiment, parse_overrides
+    from framework.config import Layer, Request, combine, load_experiment, parse_overrides
 
-    overrides = list(args.overrides)
-    if getattr(args, "output", None):
-        overrides.append(f"engine.output_dir={args.output}")
     request = load_experiment(args.experiment) if args.experiment else Request()
-    return combine(request, parse_overrides(overrides))
+    request = combine(request, parse_overrides(list(args.overrides)))
+    if getattr(args, "output", None):
+        # A folder name, taken as written: not the override grammar, where `a,b` is a sweep and `1e-3` a
+        # float. Combined last, so it replaces any engine.output_dir value or sweep given before it.
+        output = Layer("--output", {"engine": {"output_dir": args.output}})
+        request = combine(request, Request(layers=[output]))
+    return request
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
