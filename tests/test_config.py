@@ -70,6 +70,52 @@ def test_yaml_files_read_exponents_as_floats_and_keep_dots_and_times_as_strings(
     assert isinstance(data["lr"], float)
 
 
+
+# Pieces of the scalars that YAML 1.1 or 1.2 resolve to numbers, booleans, nulls, times and dates.
+_YAML_PIECES = ["", "0", "1", "7", "-", "+", ".", "e", "E", "_", ":", "x", "o", "b", "inf", "NaN", "null", "~",
+                "true", "False", "on", "off", "yes", "n", "=", "<<", "0x1f", "2001-12-14", " ", "#"]
+
+
+def _strings_like_scalars() -> list[str]:
+    """Every sequence of up to three pieces, then seeded random strings over the same characters."""
+    import itertools
+    import random
+
+    found = {"".join(p) for n in (1, 2, 3) for p in itertools.product(_YAML_PIECES, repeat=n)}
+    found.update(["1e-3", "-2E+2", "1:00:00", ".inf", "-.INF", "0x10", "0o17", "1_000", "1.0", "True", "Yes", "NULL",
+                  "2001-12-14 21:59:43.10 -5"])
+    rng = random.Random(0)
+    alphabet = "0123456789+-._:eExXoObBinfatrulsyNT~ "
+    found.update("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000))
+    return sorted(found)
+
+
+def test_dump_yaml_round_trips_strings_that_look_like_other_scalars():
+    # A string must come back a string, as keys, values and list items: "1e-3" written unquoted would
+    # reload as the float 0.001 (our loader is YAML 1.2, PyYAML's dumper YAML 1.1).
+    from framework.yamlio import dump_yaml, parse_yaml
+
+    strings = _strings_like_scalars()
+    data = {"list": strings, "keys": {s: s for s in strings}}
+    back = parse_yaml(dump_yaml(data))
+    wrong = [(s, b) for s, b in zip(strings, back["list"]) if b != s or type(b) is not str]
+    assert wrong == [] and len(back["list"]) == len(strings)
+    assert back["keys"] == data["keys"]
+    values = [1e-3, 1e-8, 3, -2, 0.5, float("inf"), True, False, None, 1_000_000, 1e300]  # non-strings stay what they are
+    assert parse_yaml(dump_yaml(values)) == values
+    assert [type(v) for v in parse_yaml(dump_yaml(values))] == [type(v) for v in values]
+
+
+def test_a_runs_config_yaml_reloads_to_its_values(tmp_path):
+    from framework.results import CONFIG_FILE, write_config
+
+    (config,) = resolve("tasks=digits", "engine.output_dir='1e-3'", "engine.sbatch_args={time: '1:00:00', "
+                        "comment: 'on', account: '0x10', qos: 'null', constraint: '1_000', mail_user: '~'}")
+    assert config["engine"]["output_dir"] == "1e-3"
+    write_config(tmp_path, config)
+    assert load_yaml(tmp_path / CONFIG_FILE) == config
+
+
 def test_split_top_level_splits_only_outside_brackets_and_quotes():
     assert split_top_level("[1,2],[3,4]") == ["[1,2]", "[3,4]"]
     assert split_top_level("1e-3,1e-2") == ["1e-3", "1e-2"]

@@ -64,8 +64,22 @@ def load_yaml(path: str | os.PathLike) -> Any:
     return parse_yaml(text, str(path))
 
 
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+# The dumper quotes a string when writing it plain would resolve it to another type. PyYAML's dumper
+# asks YAML 1.1 only, so it wrote `1e-3` plain, which the loader above reads back as a float. Asked both
+# sets, it quotes what either would misread: the loader's (`1e-3`) and YAML 1.1's (`on`, `0x10`), for
+# other readers of config.yaml.
+_Dumper.yaml_implicit_resolvers = {first: list(found) for first, found in yaml.SafeDumper.yaml_implicit_resolvers.items()}
+for _first, _found in _Loader.yaml_implicit_resolvers.items():
+    _Dumper.yaml_implicit_resolvers.setdefault(_first, []).extend(_found)
+
+
 def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    """YAML text that load_yaml/parse_yaml read back to `data` (strings stay strings)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
