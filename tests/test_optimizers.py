@@ -153,6 +153,8 @@ def test_a_reloaded_state_continues_identically(optimizer):
         ("muon", "optimizer.adjust_lr=rms", "optimizer.adjust_lr: must be one of match_rms_adamw, original, got 'rms'"),
         ("muon", "optimizer.muon_exclude=[head]", "optimizer.muon_exclude: 'head' matches no parameter"),
         ("adafactor", "optimizer.clip_threshold=0.5", "optimizer.clip_threshold: must be in [1, inf), got 0.5"),
+        ("adamw_baseline", "optimizer.beta2=1", "optimizer.beta2: must be in [0, 1), got 1.0"),
+        ("sgd_baseline", "optimizer.momentum=1.5", "optimizer.momentum: must be in [0, 1), got 1.5"),
     ],
 )
 def test_bad_values_fail_with_one_line_naming_the_key(optimizer, override, message):
@@ -160,6 +162,20 @@ def test_bad_values_fail_with_one_line_naming_the_key(optimizer, override, messa
     with pytest.raises(ValueError) as caught:
         REGISTRY.get("optimizer", optimizer).load().configure_optimizers(GroupedModel(net), resolved(optimizer, override))
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+
+@pytest.mark.parametrize(("key", "interval"), [("weight_decay", "[0, inf)"), ("learning_rate", "(0, inf)")])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_refuses_a_negative_value(optimizer, key, interval):
+    """Every plugin (template included: copies of it are new plugins) checks its values: a negative weight
+    decay or learning rate fails with one line naming the key, not a silent run or torch's keyless message."""
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ValueError) as caught:
+        REGISTRY.get("optimizer", optimizer).load().configure_optimizers(
+            GroupedModel(net), resolved(optimizer, f"optimizer.{key}=-0.1"))
+    assert f"optimizer.{key}: must be in {interval}, got -0.1" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ def test_sanity_passes_then_the_grid_is_listed(tmp_path):
 
 
 def test_a_task_that_cannot_learn_stops_the_grid(tmp_path):
-    proc = run_cli("run", "tasks=digits", "optimizer.learning_rate=0", "--sanity", "-o", str(tmp_path / "results"),
+    proc = run_cli("run", "tasks=digits", "optimizer.learning_rate=1e-12", "--sanity", "-o", str(tmp_path / "results"),
                    cwd=tmp_path)
     assert proc.returncode == 1
     assert "sanity digits x adamw_baseline: loss" in proc.stdout and "FAILED: the loss did not fall by 10%" in proc.stdout

@@ -6,11 +6,15 @@ from typing import Any
 
 import torch
 
-from framework.api import GroupedModel, build_scheduler
+from framework.api import GroupedModel, build_scheduler, check_values
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
+    # torch.optim.AdamW checks the values it is called with, not the groups' lr, weight decay: a negative
+    # value would train.
+    check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
+                "eps": "(0, inf)"})
     optimizer = torch.optim.AdamW(
         model.param_groups(opt.learning_rate, opt.weight_decay),
         betas=(opt.beta1, opt.beta2),

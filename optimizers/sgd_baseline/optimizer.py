@@ -6,11 +6,16 @@ from typing import Any
 
 import torch
 
-from framework.api import GroupedModel, build_scheduler
+from framework.api import GroupedModel, build_scheduler, check_values
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
+    # torch.optim.SGD checks the values it is called with, not the groups' lr, weight decay: a negative
+    # value would train.
+    check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "momentum": "[0, 1)"})
+    if opt.nesterov and opt.momentum == 0:  # torch's own message names no key
+        raise ValueError("optimizer.nesterov: Nesterov momentum needs optimizer.momentum > 0")
     optimizer = torch.optim.SGD(
         model.param_groups(opt.learning_rate, opt.weight_decay),
         momentum=opt.momentum,

@@ -19,7 +19,7 @@ from typing import Any
 # Heavy imports are fine here: the engine imports this file only when a run uses this optimizer.
 import torch
 
-from framework.api import GroupedModel, build_scheduler
+from framework.api import GroupedModel, build_scheduler, check_values
 
 
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
@@ -34,6 +34,11 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
             `config.run.total_steps` is the number of optimizer steps of the whole run.
     """
     opt = config.optimizer
+    # Check every value first: a bad one fails the run with one line naming its key
+    # ("optimizer.beta1: must be in [0, 1), got 1.5"). torch.optim does not check the groups' lr and
+    # weight decay, so a negative one would otherwise train.
+    check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
+                "eps": "(0, inf)"})
     # Extra keywords to param_groups are copied into every group, e.g. per-group betas.
     groups = model.param_groups(opt.learning_rate, opt.weight_decay)
     # Plain Adam applies weight decay as an L2 term added to the gradient (not decoupled as in AdamW).
