@@ -93,7 +93,7 @@ def _strings_like_scalars() -> list[str]:
 def test_dump_yaml_round_trips_strings_that_look_like_other_scalars():
     # A string must come back a string, as keys, values and list items: "1e-3" written unquoted would
     # reload as the float 0.001 (our loader is YAML 1.2, PyYAML's dumper YAML 1.1).
-    from framework.yamlio import dump_yaml, parse_yaml
+    from framework.config.file_io import dump_yaml, parse_yaml
 
     strings = _strings_like_scalars()
     data = {"list": strings, "keys": {s: s for s in strings}}
@@ -107,7 +107,7 @@ def test_dump_yaml_round_trips_strings_that_look_like_other_scalars():
 
 
 def test_a_runs_config_yaml_reloads_to_its_values(tmp_path):
-    from framework.results import CONFIG_FILE, write_config
+    from framework.results.run_folder import CONFIG_FILE, write_config
 
     (config,) = resolve("tasks=digits", "engine.output_dir='1e-3'", "engine.sbatch_args={time: '1:00:00', "
                         "comment: 'on', account: '0x10', qos: 'null', constraint: '1_000', mail_user: '~'}")
@@ -408,3 +408,17 @@ def test_cli_reports_config_errors_with_exit_2_and_writes_nothing(cli, tmp_path)
     assert "invalid configuration (2 problems)" in result.stderr
     assert "did you mean optimizer.learning_rate?" in result.stderr
     assert not out.exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("command", ["status", "plot", "report", "cancel"])
+def test_commands_on_a_missing_output_folder_exit_2_naming_it(cli, tmp_path, command):
+    # A mistyped folder is bad input, not an empty grid: one line naming it, exit status 2.
+    missing = tmp_path / "reslts"
+    result = cli(command, str(missing), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == f"error: {missing}: no such folder (give the output folder of `framework run`)"
+    assert result.stdout == "" and not missing.exists()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    result = cli(command, str(a_file), cwd=tmp_path)
+    assert (result.returncode, result.stderr.strip()) == (2, f"error: {a_file}: not a folder (give the output folder of `framework run`)")

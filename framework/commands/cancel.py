@@ -13,10 +13,12 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from framework.commands.common import existing_output
     from framework.commands.status import cell_states
     from framework.executors import slurm
     from framework.results import run_folder
 
+    existing_output(args.output)
     live = [r for r in cell_states(args.output) if r["state"] in slurm.IN_FLIGHT and r["job_id"]]
     plot_jobs = slurm.submitted_plot_jobs(args.output)
     plot_states = slurm.scheduler_states(plot_jobs)

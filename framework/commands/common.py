@@ -26,6 +26,21 @@ def read_request(args: argparse.Namespace):
     return request
 
 
+def existing_output(path: str) -> str:
+    """`path` when it is a folder; otherwise a FrameworkError (exit 2) naming it. The commands that read an
+    output folder call it first: a mistyped folder would otherwise read as one without runs (status,
+    cancel: exit 0) or as a folder whose runs are missing (plot, report)."""
+    from pathlib import Path
+
+    from framework.errors import FrameworkError
+
+    if not Path(path).exists():
+        raise FrameworkError(f"{path}: no such folder (give the output folder of `framework run`)")
+    if not Path(path).is_dir():
+        raise FrameworkError(f"{path}: not a folder (give the output folder of `framework run`)")
+    return path
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in [header, *rows]]

@@ -29,8 +29,10 @@ def add_figure_arguments(parser: argparse.ArgumentParser) -> None:
 
 def analyze_figures(args: argparse.Namespace, plot_dir: str | None, formats: tuple[str, ...], strict: bool = True):
     """`analysis.analyze` with the options of `add_figure_arguments`; its notes go to stderr."""
+    from framework.commands.common import existing_output
     from framework.results.analysis import analyze
 
+    existing_output(args.output)
     result = analyze(args.output, plot_dir=plot_dir, x=args.x, y=args.y, split=tuple(args.split),
                      aggregate=tuple(args.aggregate), formats=formats, strict=strict)
     for note in result.notes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from framework.commands.common import fmt, table
+from framework.commands.common import existing_output, fmt, table
 
 
 def register(commands) -> None:
@@ -57,7 +57,7 @@ def _local_running(run_dir) -> tuple[str, str]:
 
 
 def handler(args: argparse.Namespace) -> int:
-    records = cell_states(args.output)
+    records = cell_states(existing_output(args.output))
     if not records:
         print(f"no runs under {args.output}")
         return 0
