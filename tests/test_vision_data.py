@@ -165,6 +165,25 @@ def test_corrupt_files_are_errors_naming_the_file(synthetic, tmp_path):
         CocoInstances(root, "val")
 
 
+
+def test_panoptic_reader_keeps_string_image_ids(synthetic, tmp_path):
+    # Cityscapes panoptic and other COCO-format sets name images by strings: kept as the file gives them.
+    root = copy_dataset(synthetic, tmp_path / "copy")
+    path = panoptic_file(root, "val")
+    data = json.loads(path.read_text())
+    for entry in data["images"]:
+        entry["id"] = f"city_{entry['id']}"
+    for ann in data["annotations"]:
+        ann["image_id"] = f"city_{ann['image_id']}"
+    path.write_text(json.dumps(data))
+    original, renamed = CocoPanoptic(synthetic, "val"), CocoPanoptic(root, "val")
+    assert renamed.image_ids == [f"city_{i}" for i in original.image_ids]
+    for index in range(len(renamed)):
+        a, b = original[index], renamed[index]
+        assert b.image_id == f"city_{a.image_id}"
+        assert torch.equal(a.panoptic, b.panoptic) and torch.equal(a.labels, b.labels)
+
+
 def test_polygon_annotations_are_decoded(tmp_path):
     root = tmp_path / "coco"
     (root / "annotations").mkdir(parents=True)

@@ -211,3 +211,47 @@ def test_from_files_equals_in_memory(tmp_path):
     (tmp_path / "pred" / "3.png").write_bytes(b"not a png")
     with pytest.raises(FrameworkError, match="3.png"):
         panoptic_quality_from_files(gt_json, tmp_path / "gt", pred_json, tmp_path / "pred")
+
+
+def write_string_id_pair(folder, gt_images, pred_images):
+    """COCO panoptic ground truth and predictions whose image ids are strings (as Cityscapes' are): each
+    image is (id, [(segment map with values 0..N), [category ids]]); predictions listed in reverse."""
+    for name, images in (("gt", gt_images), ("pred", pred_images)):
+        (folder / name).mkdir()
+        annotations = []
+        for image_id, (segment_map, category_ids) in images:
+            ids = np.asarray(segment_map) * 37  # arbitrary segment ids, 0 stays void
+            Image.fromarray(id_to_rgb(ids)).save(folder / name / f"{image_id}.png")
+            segments = [{"id": 37 * (k + 1), "category_id": c} for k, c in enumerate(category_ids)]
+            annotations.append({"image_id": image_id, "file_name": f"{image_id}.png", "segments_info": segments})
+        if name == "pred":
+            annotations.reverse()  # matched by id, not by position
+        images_json = [{"id": i, "file_name": f"{i}.jpg", "height": 4, "width": 4} for i, _ in images]
+        (folder / f"{name}.json").write_text(json.dumps(
+            {"images": images_json, "annotations": annotations, "categories": CATEGORIES.to_coco()}))
+    return folder / "gt.json", folder / "pred.json"
+
+
+def test_from_files_compares_string_image_ids_as_given(tmp_path):
+    cat, dog, grass, sky = CATEGORIES.ids
+    half = [[1, 1, 2, 2]] * 4  # cat left, sky right
+    wider = [[1, 1, 1, 2]] * 2 + [[1, 1, 2, 2]] * 2  # cat over 2 sky pixels: IoU 8/10 and 6/8
+    corner = [[1, 2, 2, 2]] * 4  # a dog on 4 of 16 pixels (IoU 0.25, no match), the rest grass
+    gt = [("frankfurt_000000_000294", (half, [cat, sky])), ("lindau_000001_000019", ([[1] * 4] * 4, [dog]))]
+    pred = [("frankfurt_000000_000294", (wider, [cat, sky])), ("lindau_000001_000019", (corner, [dog, grass]))]
+    gt_json, pred_json = write_string_id_pair(tmp_path, gt, pred)
+    out = panoptic_quality_from_files(gt_json, tmp_path / "gt", pred_json, tmp_path / "pred", per_class=True)
+    # cat 0.8, sky 0.75 (matched), dog 0 (a FP and a FN), grass 0 (a FP)
+    assert [out["pq/cat"], out["pq/sky"], out["pq/dog"], out["pq/grass"]] == pytest.approx([0.8, 0.75, 0, 0])
+    assert (out["pq"], out["pq_things"], out["pq_stuff"], out["rq"]) == pytest.approx((0.3875, 0.4, 0.375, 0.5))
+
+    # "1" and 1 are different ids, as in COCO's own evaluation: a prediction under the other is missing
+    data = json.loads(pred_json.read_text())
+    data["annotations"][0]["image_id"] = 1
+    pred_json.write_text(json.dumps(data))
+    with pytest.raises(FrameworkError, match=f"{pred_json} has no prediction for image 'lindau_000001_000019'"):
+        panoptic_quality_from_files(gt_json, tmp_path / "gt", pred_json, tmp_path / "pred")
+    data["annotations"][0]["image_id"] = [1]
+    pred_json.write_text(json.dumps(data))
+    with pytest.raises(FrameworkError, match=r"malformed panoptic predictions .*image id \[1\]"):
+        panoptic_quality_from_files(gt_json, tmp_path / "gt", pred_json, tmp_path / "pred")

@@ -114,12 +114,23 @@ class PackedRecords:
         return pickle.loads(self._buffer[start:end].tobytes())
 
 
-def _image_records(data: dict[str, Any], path: Path, what: str) -> dict[int, dict[str, Any]]:
+def image_id(value: Any) -> int | str:
+    """An image id as the COCO file gives it: an int (COCO) or a string (Cityscapes panoptic and other
+    COCO-format sets). Compared as given, as COCO's own evaluation does: "1" is not 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"image id {value!r} is neither an integer nor a string")
+    return value
+
+
+def _image_records(data: dict[str, Any], path: Path, what: str, int_ids: bool) -> dict[int | str, dict[str, Any]]:
+    """Image entries by id. `int_ids` turns ids into ints (the instances reader: the detection metric's
+    COCO evaluation numbers images); otherwise they stay as the file gives them (`image_id`)."""
+    as_id = int if int_ids else image_id
     try:
-        return {int(im["id"]): {"id": int(im["id"]), "file_name": im["file_name"], "height": int(im["height"]),
-                                "width": int(im["width"])} for im in data["images"]}
+        return {as_id(im["id"]): {"id": as_id(im["id"]), "file_name": im["file_name"], "height": int(im["height"]),
+                                  "width": int(im["width"])} for im in data["images"]}
     except (KeyError, TypeError, ValueError) as exc:
-        raise FrameworkError(f"malformed {what} {path}: an image entry lacks {exc}") from None
+        raise FrameworkError(f"malformed {what} {path}: an image entry lacks or mangles {exc}") from None
 
 
 class _CocoDataset(Dataset):
@@ -131,7 +142,7 @@ class _CocoDataset(Dataset):
         self.root, self.split, self.transform = Path(root), split, transform
         self.categories: Categories
         self.records: PackedRecords
-        self.image_ids: list[int]
+        self.image_ids: list[int | str]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -169,7 +180,7 @@ class CocoInstances(_CocoDataset):
         path = self.annotation_file
         data = load_json(path, self.what)
         self.categories = Categories.from_coco(data["categories"], str(path))
-        images = _image_records(data, path, self.what)
+        images = _image_records(data, path, self.what, int_ids=True)
         for image in images.values():
             image["anns"] = []
         try:
@@ -243,11 +254,11 @@ class CocoPanoptic(_CocoDataset):
         path = self.annotation_file
         data = load_json(path, self.what)
         self.categories = Categories.from_coco(data["categories"], str(path))
-        images = _image_records(data, path, self.what)
+        images = _image_records(data, path, self.what, int_ids=False)
         records = []
         try:
             for ann in data["annotations"]:
-                image = images[int(ann["image_id"])]
+                image = images[image_id(ann["image_id"])]
                 segments = ann["segments_info"]
                 image["png"] = ann["file_name"]
                 image["segment_ids"] = [int(s["id"]) for s in segments]

@@ -43,7 +43,7 @@ class Sample:
     """One image and its targets; unused targets are None. See the module docstring for conventions."""
 
     image: Tensor | None                 # [3, H, W] uint8 until Normalize, float32 after
-    image_id: int = -1
+    image_id: int | str = -1             # as the dataset's files give it (COCO: int, Cityscapes: str)
     orig_size: tuple[int, int] = (0, 0)  # (height, width) of the image on disk
     labels: Tensor = field(default_factory=_empty_labels)   # [N] int64
     iscrowd: Tensor = field(default_factory=_empty_flags)   # [N] bool

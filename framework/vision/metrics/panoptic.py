@@ -171,21 +171,24 @@ def panoptic_quality_from_files(gt_json: str | Path, gt_dir: str | Path, pred_js
     """PQ of COCO-format panoptic predictions (json + PNGs) against COCO-format ground truth, like COCO's
     own evaluation script. Categories come from the ground-truth json; every ground-truth image needs a
     prediction."""
-    from framework.vision.coco import load_json
+    from framework.vision.coco import image_id as as_given, load_json
     from framework.vision.images import index_segments, read_panoptic_png
 
     gt_json, pred_json = Path(gt_json), Path(pred_json)
     gt = load_json(gt_json, "panoptic ground truth")
     try:
-        predictions = {int(a["image_id"]): a for a in _load_predictions(pred_json)}
+        predictions = {as_given(a["image_id"]): a for a in _load_predictions(pred_json)}
     except (KeyError, TypeError, ValueError) as exc:
         raise FrameworkError(f"malformed panoptic predictions {pred_json}: {exc!r}") from None
     categories = Categories.from_coco(gt["categories"], str(gt_json))
     metric = PanopticQuality(categories, per_class=per_class)
     for ann in gt["annotations"]:
-        image_id = int(ann["image_id"])
-        if image_id not in predictions:
-            raise FrameworkError(f"{pred_json} has no prediction for image {image_id}")
+        try:
+            image_id = as_given(ann["image_id"])
+        except (KeyError, ValueError) as exc:
+            raise FrameworkError(f"malformed panoptic ground truth {gt_json}: {exc!r}") from None
+        if image_id not in predictions:  # repr: the id 'abc' or 1 as the file gives it
+            raise FrameworkError(f"{pred_json} has no prediction for image {image_id!r}")
         pred = predictions[image_id]
         maps, labels = [], []
         for info, folder, source in ((ann, Path(gt_dir), gt_json), (pred, Path(pred_dir), pred_json)):
