@@ -28,6 +28,17 @@ def cli():
     return run_cli
 
 
+def require_service(name: str, available: bool, hint: str) -> None:
+    """Skip the calling test when `name` (a service it talks to) is not available here, saying how to get
+    it; in CI ($CI is true, as .ci/run exports) fail it instead, or CI would pass without running it."""
+    if available:
+        return
+    message = f"{name} is not available: {hint}"
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"{message} (CI is set: a missing service fails the tests that need it)", pytrace=False)
+    pytest.skip(message)
+
+
 def flaky_plugin(root: Path) -> Path:
     """A user plugin folder outside the repo holding `flaky`: the template task taught to misbehave.
 

@@ -21,11 +21,16 @@ import pytest
 from framework.results.run_folder import load_runs, read_environment, read_metrics
 
 from . import synthetic_runs as synthetic
-from .conftest import REPO, run_cli
+from .conftest import REPO, require_service, run_cli
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium; CI runs .ci/install-chromium)")
+needs_chromium = pytest.mark.usefixtures("chromium")
+
+
+@pytest.fixture
+def chromium() -> str:
+    require_service("Chromium", CHROMIUM is not None, "Debian: apt-get install chromium; CI runs .ci/install-chromium")
+    return CHROMIUM
 
 PROBE = """<script>
 window.__errors = [];

@@ -7,6 +7,7 @@ Every test submits through the `framework` command, follows the cells with `fram
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import time
@@ -18,19 +19,22 @@ from framework.commands.status import cell_states
 from framework.executors.slurm import ALIVE
 from framework.results.run_folder import load_runs, read_scores, read_status, read_status_and_job
 
-from .conftest import flaky_plugin, run_cli
+from .conftest import flaky_plugin, require_service, run_cli
 
 
+@functools.cache
 def _cluster_up() -> bool:
     if shutil.which("sinfo") is None or shutil.which("sacct") is None:
         return False
     return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=30).returncode == 0
 
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not _cluster_up(), reason="no SLURM cluster: ../shared/slurm/start-local-slurm.sh starts one (.ci/run does)"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _cluster():
+    require_service("SLURM cluster", _cluster_up(), "../shared/slurm/start-local-slurm.sh starts one (.ci/run does)")
 
 SLURM = ["engine.executor=slurm", "engine.sbatch_args.time=10"]
 
