@@ -40,8 +40,20 @@ def test_grid_runs_then_skips_then_plots(tmp_path):
     assert stamps == {r["run_dir"]: Path(r["run_dir"], "scores.json").stat().st_mtime_ns for r in load_runs(out)}
 
     plotted = run_cli("plot", str(out), cwd=tmp_path, check=True)
-    for suffix in ("png", "pdf", "csv"):
-        assert (out / "plots" / f"digits_heatmap.{suffix}").stat().st_size > 0, plotted.stdout
+    plots = out / "plots"
+    with open(plots / "digits_heatmap.csv", newline="") as handle:
+        cells = list(csv.DictReader(handle))
+    # one cell per optimizer x lr x wd, holding its one run's score (one seed: no std)
+    scores = {(r["optimizer"], r["optimizer.learning_rate"], r["optimizer.weight_decay"]): r for r in runs}
+    assert len(cells) == 8 and {c["metric"] for c in cells} == {"best/test_acc"}
+    for cell in cells:
+        run = scores[(cell["optimizer"], float(cell["x"]), float(cell["y"]))]
+        assert float(cell["mean"]) == pytest.approx(run[cell["metric"]], abs=1e-12)
+        assert (cell["n_done"], cell["n_runs"], cell["std"]) == ("1", "1", "")
+    from matplotlib.image import imread
+
+    assert imread(plots / "digits_heatmap.png").shape[2] in (3, 4), plotted.stdout
+    assert (plots / "digits_heatmap.pdf").read_bytes()[:5] == b"%PDF-"
 
 
 def test_failed_and_diverged_runs_are_recorded_and_the_grid_goes_on(tmp_path):

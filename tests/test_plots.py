@@ -113,6 +113,7 @@ def test_custom_plot_dir_formats_and_axes(tmp_path):
     written = plot_heatmaps(output, plot_dir=tmp_path / "figs", x="optimizer.weight_decay",
                             y="optimizer.learning_rate", formats=("svg",))
     assert sorted(p.name for p in written) == ["toy_heatmap.csv", "toy_heatmap.svg"]
+    assert "<svg" in (tmp_path / "figs" / "toy_heatmap.svg").read_text()[:1000]  # an SVG, not only a file of that name
     table = _csv(tmp_path / "figs" / "toy_heatmap.csv")
     assert set(table.x_key) == {"optimizer.weight_decay"} and set(table.x) == set(WDS)
 
@@ -148,6 +149,25 @@ def test_aggregate_takes_the_best_value_per_cell(tmp_path):
     assert (diverged.n_done, diverged.n_runs, diverged.states) == (0, 4, "diverged=4")
 
 
+def _built_figure(output: Path, task: str = "toy"):
+    """The heatmap Figure that plot_heatmaps draws for `task`'s one figure, built by the same code (the
+    plan from the folder's runs, then the figure before it is saved), to read its axes back."""
+    from framework.plots import _figure, _plan
+    from framework.results import load_runs
+
+    runs = [r for r in load_runs(output) if r["task"] == task]
+    _, settings, ((_, cells),), _ = _plan(task, runs, None, None, (), ())
+    return _figure(cells, settings, "title")
+
+
+def _best_boxes(ax) -> list[tuple[float, float]]:
+    """Lower-left corners of the red boxes that mark the best cell of a panel."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import Rectangle
+
+    return [tuple(p.get_xy()) for p in ax.patches if isinstance(p, Rectangle) and p.get_edgecolor() == to_rgba("red")]
+
+
 def test_min_mode_limits_and_format_without_type(tmp_path):
     output = tmp_path / "out"
     for lr in LRS:
@@ -156,12 +176,40 @@ def test_min_mode_limits_and_format_without_type(tmp_path):
                        test_metric_mode="min", limits=[0.0, 1.0], format="2.1")
     written = plot_heatmaps(output, formats=("png",))
     assert (output / "plots" / "toy_heatmap.png") in written
+    means = [_cell(_csv(output / "plots" / "toy_heatmap.csv"), "adam", lr, 0.0)["mean"] for lr in LRS]
+    lowest = means.index(min(means))
+    assert lowest == 1  # the larger lr scores lower in the fake data: the best cell in min mode
+
+    panel, colorbar = _built_figure(output).axes
+    image = panel.images[0]
+    assert (image.norm.vmin, image.norm.vmax) == (0.0, 1.0) and colorbar.get_ylim() == (0.0, 1.0)  # the limits, not the data's range
+    assert image.cmap.name == "viridis_r"  # lower is better: the best end of the scale is viridis' bright one
+    assert _best_boxes(panel) == [(lowest - 0.5, -0.5)]  # the box is on the lowest mean, not the highest
+    # "2.1" has no type: fixed point with one decimal, for the mean and the std (0.942 and 0.897; std 0.007)
+    assert [(t.get_position(), t.get_text()) for t in panel.texts] == [((0, 0), "0.9\n± 0.0"), ((1, 0), "0.9\n± 0.0")]
+
+
+def test_max_mode_boxes_each_optimizers_highest_cell_and_scales_to_the_data(tmp_path):
+    output = _fake_output(tmp_path / "out")
+    plot_heatmaps(output, formats=())
+    table = _csv(output / "plots" / "toy_heatmap.csv")
+    figure = _built_figure(output)
+    for ax, optimizer in zip(figure.axes, ("adam", "sgd")):
+        best = table[table.optimizer == optimizer].sort_values("mean", ascending=False).iloc[0]
+        assert _best_boxes(ax) == [(LRS.index(best.x) - 0.5, WDS.index(best.y) - 0.5)]
+        assert ax.images[0].norm.vmin == pytest.approx(table["mean"].min())  # no limits: the data's range
+        assert ax.images[0].norm.vmax == pytest.approx(table["mean"].max())
+        assert ax.images[0].cmap.name == "viridis"
+    diverged = [t.get_text() for t in figure.axes[1].texts if t.get_position() == (LRS.index(DIVERGED[1]), WDS.index(DIVERGED[2]))]
+    assert diverged == ["diverged"]  # a cell without a score says why
 
 
 def test_optimizer_specific_keys_do_not_count_as_varying(tmp_path):
     # optimizer.momentum exists only for sgd: that is not a key varying within the task
     output = _fake_output(tmp_path / "out")
     assert plot_heatmaps(output, formats=())[-1].name == "toy_heatmap.csv"
+    table = _csv(output / "plots" / "toy_heatmap.csv")
+    assert len(table) == 8 and "optimizer.momentum" not in table.columns  # one figure, not split by momentum
 
 
 def test_errors(tmp_path):

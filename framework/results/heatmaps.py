@@ -190,6 +190,14 @@ def _better(a: dict[str, Any], b: dict[str, Any], mode: str) -> bool:
 
 def _draw(cells, settings: _Settings, title: str, stem: Path, formats: Sequence[str]) -> list[Path]:
     import matplotlib
+
+    with matplotlib.rc_context({"text.usetex": False}):  # built and saved without LaTeX, whatever the user's rc
+        return save(_figure(cells, settings, title), stem, formats)
+
+
+def _figure(cells, settings: _Settings, title: str):
+    """One task's heatmap Figure: a panel per optimizer, the colour scale shared (tests read it back)."""
+    import matplotlib
     import numpy as np
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
@@ -201,27 +209,26 @@ def _draw(cells, settings: _Settings, title: str, stem: Path, formats: Sequence[
     low, high = settings.limits or ((min(means), max(means)) if means else (0.0, 1.0))
     norm = Normalize(low, high)
     cmap = matplotlib.colormaps["viridis" if settings.mode == "max" else "viridis_r"].with_extremes(bad="white")
-    with matplotlib.rc_context({"text.usetex": False}):
-        width = len(optimizers) * max(3.2, 0.95 * len(xs) + 1.0) + 1.6
-        fig = Figure(figsize=(width, 0.65 * len(ys) + 2.4), layout="constrained")
-        axes = fig.subplots(1, len(optimizers), squeeze=False, sharey=True)[0]
-        for ax, optimizer in zip(axes, optimizers):
-            own = [c for c in cells if c["optimizer"] == optimizer]
-            grid = np.full((len(ys), len(xs)), np.nan)
-            for c in own:
-                grid[ys.index(c["y"]), xs.index(c["x"])] = np.nan if c["mean"] is None else c["mean"]
-            image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower")
-            for c in own:
-                _annotate(ax, c, xs.index(c["x"]), ys.index(c["y"]), settings.spec, cmap(norm(c["mean"] or 0.0)))
-            _mark_best(ax, own, xs, ys, settings.mode)
-            ax.set_title(optimizer)
-            ax.set_xticks(range(len(xs)), [label(v) for v in xs], rotation=45 if len(xs) > 5 else 0)
-            ax.set_xlabel(settings.x)
-        axes[0].set_yticks(range(len(ys)), [label(v) for v in ys])
-        axes[0].set_ylabel(settings.y)
-        fig.colorbar(image, ax=list(axes), label=settings.column)
-        fig.suptitle(title, fontsize=10)
-        return save(fig, stem, formats)
+    width = len(optimizers) * max(3.2, 0.95 * len(xs) + 1.0) + 1.6
+    fig = Figure(figsize=(width, 0.65 * len(ys) + 2.4), layout="constrained")
+    axes = fig.subplots(1, len(optimizers), squeeze=False, sharey=True)[0]
+    for ax, optimizer in zip(axes, optimizers):
+        own = [c for c in cells if c["optimizer"] == optimizer]
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for c in own:
+            grid[ys.index(c["y"]), xs.index(c["x"])] = np.nan if c["mean"] is None else c["mean"]
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower")
+        for c in own:
+            _annotate(ax, c, xs.index(c["x"]), ys.index(c["y"]), settings.spec, cmap(norm(c["mean"] or 0.0)))
+        _mark_best(ax, own, xs, ys, settings.mode)
+        ax.set_title(optimizer)
+        ax.set_xticks(range(len(xs)), [label(v) for v in xs], rotation=45 if len(xs) > 5 else 0)
+        ax.set_xlabel(settings.x)
+    axes[0].set_yticks(range(len(ys)), [label(v) for v in ys])
+    axes[0].set_ylabel(settings.y)
+    fig.colorbar(image, ax=list(axes), label=settings.column)
+    fig.suptitle(title, fontsize=10)
+    return fig
 
 
 def _annotate(ax, cell: dict[str, Any], col: int, row: int, spec: str, rgba) -> None:
