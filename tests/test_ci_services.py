@@ -9,8 +9,6 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from .conftest import REPO
 
 # Every test that needs the cluster or Chromium.

@@ -152,8 +152,8 @@ def test_aggregate_takes_the_best_value_per_cell(tmp_path):
 def _built_figure(output: Path, task: str = "toy"):
     """The heatmap Figure that plot_heatmaps draws for `task`'s one figure, built by the same code (the
     plan from the folder's runs, then the figure before it is saved), to read its axes back."""
-    from framework.plots import _figure, _plan
-    from framework.results import load_runs
+    from framework.results.heatmaps import _figure, _plan
+    from framework.results.run_folder import load_runs
 
     runs = [r for r in load_runs(output) if r["task"] == task]
     _, settings, ((_, cells),), _ = _plan(task, runs, None, None, (), ())

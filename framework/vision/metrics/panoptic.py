@@ -171,7 +171,8 @@ def panoptic_quality_from_files(gt_json: str | Path, gt_dir: str | Path, pred_js
     """PQ of COCO-format panoptic predictions (json + PNGs) against COCO-format ground truth, like COCO's
     own evaluation script. Categories come from the ground-truth json; every ground-truth image needs a
     prediction."""
-    from framework.vision.coco import image_id as as_given, load_json
+    from framework.vision.coco import image_id as as_given
+    from framework.vision.coco import load_json
     from framework.vision.images import index_segments, read_panoptic_png
 
     gt_json, pred_json = Path(gt_json), Path(pred_json)
