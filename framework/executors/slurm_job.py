@@ -50,6 +50,6 @@ class CellJob(submitit.helpers.Checkpointable):
 
 def plot_job(output_dir: str) -> list[str]:
     """The `engine.slurm.plot` job: heatmaps of the grid, after every cell ended (afterany)."""
-    from framework.results.run_folder.heatmaps import plot_heatmaps
+    from framework.results.heatmaps import plot_heatmaps
 
     return [str(path) for path in plot_heatmaps(output_dir)]

@@ -55,7 +55,7 @@ def requeue_signal() -> signal.Signals:
 
 class PreemptionCheckpoint(Callback):
     """Save a step-exact checkpoint when SLURM announces a timeout or preemption (`signals`: inside a
-    SLURM job), then let submitit requeue the job; stop at a step when `watch` (a locks.LockWatch) says
+    SLURM job), then let submitit requeue the job; stop at a step when `watch` (a run_lock.LockWatch) says
     the run's lock was taken over. With several devices the ranks agree every `every_n_steps` steps to
     stop together (saving a checkpoint is collective)."""
 
