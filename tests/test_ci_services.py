@@ -24,7 +24,7 @@ def _outcomes(tmp_path, ci: str | None) -> tuple[int, dict[str, tuple[str, str]]
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"PATH": str(empty)} | ({"CI": ci} if ci else {})
     report = tmp_path / f"report-{ci}.xml"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *NEEDS_SERVICE],
-                   cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     outcomes = {}
     for case in ET.parse(report).iter("testcase"):
         found = [child for child in case if child.tag in ("failure", "error", "skipped")]

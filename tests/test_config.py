@@ -70,7 +70,6 @@ def test_yaml_files_read_exponents_as_floats_and_keep_dots_and_times_as_strings(
     assert isinstance(data["lr"], float)
 
 
-
 # Pieces of the scalars that YAML 1.1 or 1.2 resolve to numbers, booleans, nulls, times and dates.
 _YAML_PIECES = ["", "0", "1", "7", "-", "+", ".", "e", "E", "_", ":", "x", "o", "b", "inf", "NaN", "null", "~",
                 "true", "False", "on", "off", "yes", "n", "=", "<<", "0x1f", "2001-12-14", " ", "#"]
@@ -241,7 +240,6 @@ def test_command_line_refines_the_experiment(tmp_path):
     assert [(c["optimizer"]["learning_rate"], c["task"]["batch_size"], c["engine"]["seed"]) for c in configs] == [
         (0.5, 8, 3), (0.5, 8, 4)]
     assert {c["task"]["hidden_size"] for c in configs} == {8}
-
 
 
 @pytest.mark.parametrize("output", ["/data/a,b", "out,1", "1e-3", "[x]", "null"])

@@ -164,7 +164,6 @@ def test_bad_values_fail_with_one_line_naming_the_key(optimizer, override, messa
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-
 @pytest.mark.parametrize(("key", "interval"), [("weight_decay", "[0, inf)"), ("learning_rate", "(0, inf)")])
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_refuses_a_negative_value(optimizer, key, interval):

@@ -165,7 +165,6 @@ def test_corrupt_files_are_errors_naming_the_file(synthetic, tmp_path):
         CocoInstances(root, "val")
 
 
-
 def test_panoptic_reader_keeps_string_image_ids(synthetic, tmp_path):
     # Cityscapes panoptic and other COCO-format sets name images by strings: kept as the file gives them.
     root = copy_dataset(synthetic, tmp_path / "copy")

@@ -57,7 +57,6 @@ def test_short_training_beats_the_untrained_model(task, metric, steps, overrides
     assert after > before + 0.05, f"{metric} went from {before:.3f} to only {after:.3f}"
 
 
-
 # (task, target metric, training steps, overrides): the set-prediction models (DETR family, Mask2Former)
 SCENES = [
     ("coco_detection", "val_bbox_ap", 200, ["task.bundled_max_objects=1"]),  # AP 0 -> ~0.8

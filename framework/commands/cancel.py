@@ -26,6 +26,6 @@ def handler(args: argparse.Namespace) -> int:
     cancelled = slurm.cancel([r["job_id"] for r in live] + live_plots)
     for record in live:  # recorded now: a job cancelled while pending never writes its own status
         run_folder.write_status(Path(record["run_dir"]), "failed",
-                             error=f"cancelled (framework cancel, job {record['job_id']}); the next `framework run` resubmits it")
+                                error=f"cancelled (framework cancel, job {record['job_id']}); the next `framework run` resubmits it")
     print(f"cancelled {len(cancelled)} job{'s' * (len(cancelled) != 1)}" + (f": {' '.join(cancelled)}" if cancelled else ""))
     return 0

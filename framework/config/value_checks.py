@@ -49,7 +49,7 @@ def choice_problems(section: Mapping[str, Any], choices: Mapping[str, Iterable[A
 
 
 def check_values(section: Mapping[str, Any], ranges: Mapping[str, str] | None = None,
-          choices: Mapping[str, Iterable[Any]] | None = None) -> None:
+                 choices: Mapping[str, Iterable[Any]] | None = None) -> None:
     """Raise one ValueError listing every out-of-range or unknown value of the optimizer section.
 
     `ranges` maps keys to intervals ('[0, 1)', '(0, inf)'); `choices` maps keys to allowed values.

@@ -193,7 +193,7 @@ def _prepare(spec: RunSpec, force: bool) -> str | None:
         run_folder.write_config(run_dir, spec.config)
         # pending is written before sbatch: once submitted, status.json is the job's alone to write
         run_folder.write_status(run_dir, "pending", task=spec.task, optimizer=spec.optimizer, run_id=spec.run_id,
-                             sweep=spec.sweep, submitted=time.time(), error=None, traceback=None)
+                                sweep=spec.sweep, submitted=time.time(), error=None, traceback=None)
     return None
 
 
@@ -230,7 +230,7 @@ def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) ->
         except Exception as exc:  # sbatch refused: name the group's options, which are the usual cause
             for spec in specs:
                 run_folder.write_status(spec.run_dir(spec.config["engine"]["output_dir"]), "failed",
-                                     error=f"not submitted: sbatch refused it ({exc})")
+                                        error=f"not submitted: sbatch refused it ({exc})")
             raise FrameworkError(f"sbatch refused the jobs of {specs[0].task} ({exc}); check engine.sbatch_args") from exc
         for spec, job in zip(specs, jobs):
             run_folder.write_job(spec.run_dir(spec.config["engine"]["output_dir"]), job.job_id, folder)

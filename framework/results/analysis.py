@@ -117,7 +117,7 @@ def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], 
     chosen = selection.best(configs, score.mode)
     keys = selection.varying_keys(configs)
     figures = result.tasks[task] = TaskFigures(task, score.spec, keys, target=score.target,
-                                                target_metric=score.target_metric)
+                                               target_metric=score.target_metric)
     figures.heatmaps = [p for p in heatmaps if p.stem == f"{task}_heatmap" or p.stem.startswith(f"{task}_heatmap__")]
     result.best_rows += best_table.best_rows(score, chosen, keys)
     labels = {optimizer: config.label(keys) for optimizer, config in chosen.items()}

@@ -68,7 +68,7 @@ def prepare_synthetic_coco(spec: SyntheticCocoSpec | None = None, cache_dir: str
     several processes at once."""
     spec = spec or SyntheticCocoSpec()
     return generate_once(f"synthetic_coco-v{VERSION}-{spec.key()}", lambda root: write_synthetic_coco(root, spec),
-                          cache_dir)
+                         cache_dir)
 
 
 def write_synthetic_coco(root: str | Path, spec: SyntheticCocoSpec) -> Path:
@@ -232,7 +232,7 @@ def prepare_synthetic_classification(spec: SyntheticClassificationSpec | None = 
     """The root of a class-per-folder dataset (root/{train,val,test}/{shape}/*.jpg), generated on first use."""
     spec = spec or SyntheticClassificationSpec()
     return generate_once(f"synthetic_shapes-v{VERSION}-{spec.key()}",
-                          lambda root: write_synthetic_classification(root, spec), cache_dir)
+                         lambda root: write_synthetic_classification(root, spec), cache_dir)
 
 
 def write_synthetic_classification(root: str | Path, spec: SyntheticClassificationSpec) -> Path:

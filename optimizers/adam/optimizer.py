@@ -12,7 +12,7 @@ from framework.api import GroupedModel, build_scheduler, check_values
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
     check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
-                "eps": "(0, inf)"})
+                       "eps": "(0, inf)"})
     # Adam adds weight_decay * w to the gradient (L2), so the decay is rescaled by the adaptive
     # denominator: the difference to adamw_baseline that this plugin exists to measure.
     optimizer = torch.optim.Adam(

@@ -14,7 +14,7 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     # torch.optim.AdamW checks the values it is called with, not the groups' lr, weight decay: a negative
     # value would train.
     check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
-                "eps": "(0, inf)"})
+                       "eps": "(0, inf)"})
     optimizer = torch.optim.AdamW(
         model.param_groups(opt.learning_rate, opt.weight_decay),
         betas=(opt.beta1, opt.beta2),

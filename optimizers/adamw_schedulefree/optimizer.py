@@ -22,7 +22,7 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
     # schedulefree checks nothing itself: a beta1 of 0 would divide by zero in eval().
     check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "(0, 1)", "beta2": "[0, 1)",
-                "eps": "(0, inf)", "r": "[0, inf)", "weight_lr_power": "[0, inf)"})
+                       "eps": "(0, inf)", "r": "[0, inf)", "weight_lr_power": "[0, inf)"})
     optimizer = AdamWScheduleFree(
         model.param_groups(opt.learning_rate, opt.weight_decay),
         lr=opt.learning_rate,

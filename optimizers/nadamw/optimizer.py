@@ -12,7 +12,7 @@ from framework.api import GroupedModel, build_scheduler, check_values
 def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     opt = config.optimizer
     check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
-                "eps": "(0, inf)", "momentum_decay": "[0, inf)"})
+                       "eps": "(0, inf)", "momentum_decay": "[0, inf)"})
     optimizer = torch.optim.NAdam(
         model.param_groups(opt.learning_rate, opt.weight_decay),
         betas=(opt.beta1, opt.beta2),

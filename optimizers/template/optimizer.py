@@ -38,7 +38,7 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     # ("optimizer.beta1: must be in [0, 1), got 1.5"). torch.optim does not check the groups' lr and
     # weight decay, so a negative one would otherwise train.
     check_values(opt, {"learning_rate": "(0, inf)", "weight_decay": "[0, inf)", "beta1": "[0, 1)", "beta2": "[0, 1)",
-                "eps": "(0, inf)"})
+                       "eps": "(0, inf)"})
     # Extra keywords to param_groups are copied into every group, e.g. per-group betas.
     groups = model.param_groups(opt.learning_rate, opt.weight_decay)
     # Plain Adam applies weight decay as an L2 term added to the gradient (not decoupled as in AdamW).

@@ -9,7 +9,7 @@ Validation and test data must be different datasets: the engine checks. Each spl
 its first loader: an empty split is an error (the validation set too: hold one out of the training data
 here if your data has none), and a sample that fails to load is named by its split and index, and by
 `dataset.sample_source(index)` (e.g. its file path) when your dataset defines it. Helpers that read
-files with named errors: framework/training/data_files.py.
+files with named errors: read_json, read_csv and load_image from framework.api.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class BlobsDataModule(TaskDataModule):
     # Optional: label names, saved in every checkpoint (`framework evaluate` compares them). Set them here
     # or in setup() when they come from the data.
     class_names = None
+
     def prepare_data(self) -> None:
         # Download / unpack / preprocess here. Generated data needs nothing.
         pass

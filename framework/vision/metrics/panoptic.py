@@ -72,7 +72,7 @@ class PanopticQuality(Accumulator):
             for label in np.flatnonzero(seen):
                 name = self.categories.names[label]
                 out[f"pq/{name}"], out[f"sq/{name}"], out[f"rq/{name}"] = (float(pq[label]), float(sq[label]),
-                                                                          float(rq[label]))
+                                                                           float(rq[label]))
         return out
 
 
