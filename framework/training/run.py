@@ -99,13 +99,17 @@ def _cluster_plugins() -> list:
     return [SLURMEnvironment(auto_requeue=False)]
 
 
-def _strategy(devices: int) -> str:
+def _strategy(devices: int) -> Any:
     """Several devices: DDP. In a SLURM job each device has its own task (process), started by srun;
-    elsewhere Lightning starts them with `ddp_spawn`, because its default `ddp` launcher reruns the
-    command line, which for `framework run` would be the whole grid."""
+    elsewhere Lightning starts them with `ddp_spawn` (framework.training.spawned_ddp), because its default
+    `ddp` launcher reruns the command line, which for `framework run` would be the whole grid."""
     if devices == 1:
         return "auto"
-    return "ddp" if _in_slurm_job() else "ddp_spawn"
+    if _in_slurm_job():
+        return "ddp"
+    from framework.training.spawned_ddp import SpawnedDDP
+
+    return SpawnedDDP()
 
 
 def load_task(config: Node, registry: Registry):
