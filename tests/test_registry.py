@@ -209,8 +209,8 @@ def test_tasks_listing_shows_user_plugins(cli, tmp_path):
     make_task(tmp_path, "mine")
     result = cli("tasks", "--plugin-path", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[2:]}
-    assert rows == {**{name: "ok" for name in Registry().tasks}, "mine": "ok"}
+    rows = {line.split()[0]: line.split()[1:3] for line in result.stdout.splitlines()[2:]}
+    assert rows == {**{name: ["ok", "bundled"] for name in Registry().tasks}, "mine": ["ok", str(tmp_path.resolve())]}
 
 
 def test_tasks_check_marks_an_import_failure_broken_and_keeps_the_others(cli, tmp_path):
@@ -222,5 +222,6 @@ def test_tasks_check_marks_an_import_failure_broken_and_keeps_the_others(cli, tm
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:]}
     assert rows["bad_import"].split()[1] == "broken"
+    assert rows["bad_import"].split()[2] == str(tmp_path.resolve())  # where the broken one came from
     assert "ModuleNotFoundError: No module named 'nonexistent_module'" in rows["bad_import"]
     assert all(rows[name].split()[1] == "ok" for name in ("digits", "template", "good_copy"))

@@ -1,4 +1,5 @@
-"""`framework tasks` and `framework optimizers`: list the plugins found, optionally importing each."""
+"""`framework tasks` and `framework optimizers`: list the plugins found, where each came from (bundled or
+its plugin folder), optionally importing each; a broken plugin shows the first line of its problem."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def register(commands) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.config.registry import EXCLUDED_FROM_ALL, Registry
+    from framework.config.registry import EXCLUDED_FROM_ALL, Registry, builtin_root
 
     kind = args.command[:-1]
     registry = Registry(args.plugin_path)
@@ -25,12 +26,15 @@ def handler(args: argparse.Namespace) -> int:
         registry.check_imports()
     for problem in registry.problems:
         print(f"warning: {problem}", file=sys.stderr)
+    bundled = builtin_root().resolve()
     rows = []
     for name, plugin in registry.plugins[kind].items():
         state = "ok" if plugin.ok else "broken"
-        note = plugin.description if plugin.ok else plugin.problem
+        # a problem can carry a traceback or a list of keys: the listing keeps one line per plugin
+        note = plugin.description if plugin.ok else (plugin.problem or "").strip().splitlines()[0]
         if name in EXCLUDED_FROM_ALL:
             note = f"{note} (example to copy; not part of {args.command}=all)"
-        rows.append([name, state, note or ""])
-    print(table([kind, "state", "description"], rows) if rows else f"no {kind} found")
+        folder = plugin.path.resolve().parent.parent  # <folder>/tasks/<name>: the folder that was searched
+        rows.append([name, state, "bundled" if folder == bundled else str(folder), note or ""])
+    print(table([kind, "state", "origin", "description"], rows) if rows else f"no {kind} found")
     return 0
