@@ -245,9 +245,12 @@ class TaskModel(LightningModule):
     def log_train_loss(self, loss: torch.Tensor, batch_size: int) -> None:
         """Log the training loss every `engine.log_every_n_steps` steps: logging every step of a small
         model costs more than the step itself. Lightning writes a step's logged values only when
-        (step + 1) is a multiple of log_every_n_steps (steps 49, 99, ...): log on those steps, or nothing
-        reaches logs/metrics.csv."""
-        if (self.global_step + 1) % self._log_every == 0:
+        (step + 1) is a multiple of the trainer's interval (steps 49, 99, ...; the engine caps it at one
+        epoch's steps, callbacks.LoggingInterval): log on those steps, or nothing reaches logs/metrics.csv."""
+        every = self._log_every
+        if self._trainer is not None and self._trainer.log_every_n_steps > 0:
+            every = min(every, self._trainer.log_every_n_steps)
+        if (self.global_step + 1) % every == 0:
             self.log("train_loss", loss.detach(), on_step=True, on_epoch=False, batch_size=batch_size)
 
     def log_scalars(self, values: dict[str, Any], batch_size: int, prog_bar: bool = False) -> None:
