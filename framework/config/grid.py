@@ -3,7 +3,8 @@
 Order is deterministic: tasks, then optimizers, then each sweep axis in the order given (the last
 axis varies fastest). A run_id is a hash of the resolved configuration without the keys that only
 say where or how a run executes, so moving the output folder or changing the executor never makes
-a finished run look new. What is and is not part of the identity: framework/config/identity.py.
+a finished run look new, unless the move changes the device kind the run trains on. What is and is
+not part of the identity: framework/config/identity.py.
 """
 
 from __future__ import annotations
