@@ -145,7 +145,7 @@ def test_a_gpu_run_is_never_a_cpu_run():
     has its own id, and bf16 is not 32-true there."""
     cuda, cpu = single_id("engine.accelerator=cuda"), single_id("engine.accelerator=cpu")
     assert cuda != cpu
-    assert single_id("engine.accelerator=cuda", "engine.precision=bf16-mixed") != cuda
+    assert single_id("engine.accelerator=cuda", "engine.precision=16-mixed") != cuda  # every CUDA GPU has fp16
     assert trained_precision("bf16-mixed", "cuda", bf16_supported=True) == "bf16-mixed"
     assert trained_precision("bf16-mixed", "cuda", bf16_supported=False) == "32-true"  # before Ampere
     assert trained_precision("16-mixed", "cuda", bf16_supported=False) == "16-mixed"
@@ -169,10 +169,12 @@ def test_slurm_cells_resolve_auto_by_what_they_ask_for(engine, device):
 
 
 def test_slurm_identity_follows_the_gpu_request():
-    slurm = ("engine.executor=slurm", "engine.precision=bf16-mixed")
+    slurm = ("engine.executor=slurm", "engine.precision=16-mixed")
     on_gpu = single_id(*slurm, "engine.sbatch_args.gres=gpu:1")
     assert on_gpu == single_id(*slurm, "engine.accelerator=gpu") == single_id(*slurm, "engine.sbatch_args.gpus=1")
-    assert on_gpu == single_id("engine.accelerator=cuda", "engine.precision=bf16-mixed")  # a local GPU run
+    assert on_gpu == single_id("engine.accelerator=cuda", "engine.precision=16-mixed")  # a local GPU run
+    bf16 = single_id("engine.executor=slurm", "engine.precision=bf16-mixed", "engine.sbatch_args.gpus=1")
+    assert bf16 != on_gpu and bf16 != single_id("engine.executor=slurm", "engine.sbatch_args.gpus=1")  # the GPU is unknown: bf16
     assert single_id(*slurm) == single_id("engine.accelerator=cpu")  # no GPU asked for: a CPU job in 32-true
 
 
