@@ -17,14 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.config import (
-    Layer,
-    Request,
-    apply_layer,
-    check_semantics,
-    load_engine_defaults,
-    nest,
-)
+from framework.config import Layer, Request, apply_layer, check_semantics, load_engine_defaults, nest
 from framework.config.identity import identity
 from framework.config.registry import Plugin, Registry
 from framework.errors import ConfigError
