@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from framework.config import combine, load_experiment, parse_overrides
+from framework.config.devices import device_type, identity_device, trained_precision
 from framework.config.grid import RunSpec, describe_axes, expand, run_id
 from framework.config.registry import PLUGIN_PATH_ENV, Registry
 from framework.errors import ConfigError
@@ -75,7 +76,7 @@ def test_where_and_how_a_run_executes_does_not_change_its_id():
 def test_what_a_run_computes_changes_its_id():
     base = single_id()
     ids = {single_id(o) for o in ("optimizer.learning_rate=0.01", "engine.seed=1", "task.batch_size=32",
-                                  "optimizers=sgd_baseline", "engine.precision=bf16-mixed")}
+                                  "optimizers=sgd_baseline", "engine.precision=64-true")}
     assert base not in ids and len(ids) == 5
     assert single_id("optimizer.learning_rate=1e-3") == base  # setting the default is no change
 
@@ -96,10 +97,85 @@ def test_equal_values_written_differently_are_one_run():
     assert len(grid("tasks=digits", "optimizer.learning_rate=1,1.0")) == 1  # the int is widened to a float
 
 
+def schedule_key(key: str) -> str:
+    """The dotted name of a schedule key: in a top-level `schedule` section where the engine has one
+    (schedule.name), else among the optimizer's keys (optimizer.schedule)."""
+    if "schedule" in grid("tasks=digits")[0].config:
+        return "schedule.name" if key == "schedule" else f"schedule.{key}"
+    return f"optimizer.{key}"
+
+
 def test_a_sweep_over_list_values():
-    runs = grid("tasks=digits", "optimizer.decay_milestones=[0.5,0.75],[0.8,0.9]")
-    assert [r.config["optimizer"]["decay_milestones"] for r in runs] == [[0.5, 0.75], [0.8, 0.9]]
+    milestones = schedule_key("decay_milestones")
+    runs = grid("tasks=digits", f"{schedule_key('schedule')}=step", f"{milestones}=[0.5,0.75],[0.8,0.9]")
+    section, key = milestones.split(".")
+    assert [r.config[section][key] for r in runs] == [[0.5, 0.75], [0.8, 0.9]]
     assert runs[0].run_id != runs[1].run_id
+
+
+@pytest.mark.parametrize(("schedule", "key", "value", "matters"), [
+    ("cosine", "decay_milestones", "[0.5,0.75]", False), ("cosine", "decay_gamma", "0.5", False),
+    ("cosine", "poly_power", "2.0", False), ("cosine", "eta_min_factor", "0.1", True),
+    ("step", "decay_milestones", "[0.5,0.75]", True), ("step", "decay_gamma", "0.5", True),
+    ("step", "eta_min_factor", "0.1", False), ("step", "poly_power", "2.0", False),
+    ("poly", "poly_power", "2.0", True), ("poly", "eta_min_factor", "0.1", True),
+    ("poly", "decay_milestones", "[0.5,0.75]", False),
+    ("constant", "eta_min_factor", "0.1", False), ("constant", "decay_gamma", "0.5", False),
+    ("constant", "warmup_steps", "3", True),
+])
+def test_schedule_keys_the_schedule_never_reads_do_not_split_a_run(schedule, key, value, matters):
+    chosen = f"{schedule_key('schedule')}={schedule}"
+    assert (single_id(chosen, f"{schedule_key(key)}={value}") != single_id(chosen)) is matters
+
+
+def test_the_identity_names_the_device_kind_and_precision_a_run_trains_in():
+    """`auto` on this CPU machine is `cpu`; a half precision on a CPU trains in 32-true, so it is the
+    32-true run. (The CPU CI machine; on a GPU machine `auto` is cuda and bf16 stays bf16.)"""
+    if device_type("auto") != "cpu":
+        pytest.skip("this machine has a GPU: accelerator auto trains on it")
+    cpu = single_id("engine.accelerator=cpu")
+    assert single_id() == cpu  # accelerator auto, 32-true
+    assert single_id("engine.precision=bf16-mixed") == cpu
+    assert single_id("engine.accelerator=cpu", "engine.precision=16-mixed") == cpu
+    assert single_id("engine.precision=64-true") != cpu
+
+
+def test_a_gpu_run_is_never_a_cpu_run():
+    """Where cuda is chosen, half precision stays what it is: the same configuration trained on a GPU
+    has its own id, and bf16 is not 32-true there."""
+    cuda, cpu = single_id("engine.accelerator=cuda"), single_id("engine.accelerator=cpu")
+    assert cuda != cpu
+    assert single_id("engine.accelerator=cuda", "engine.precision=16-mixed") != cuda  # every CUDA GPU has fp16
+    assert trained_precision("bf16-mixed", "cuda", bf16_supported=True) == "bf16-mixed"
+    assert trained_precision("bf16-mixed", "cuda", bf16_supported=False) == "32-true"  # before Ampere
+    assert trained_precision("16-mixed", "cuda", bf16_supported=False) == "16-mixed"
+    assert trained_precision("bf16-mixed", "cpu") == "32-true"
+    assert trained_precision("bf16-mixed", "mps") == "bf16-mixed"
+
+
+@pytest.mark.parametrize(("engine", "device"), [
+    ({"accelerator": "cpu", "executor": "slurm", "sbatch_args": {"gres": "gpu:1"}}, "cpu"),  # asked for cpu
+    ({"accelerator": "cuda", "executor": "local"}, "cuda"),
+    ({"accelerator": "auto", "executor": "slurm", "sbatch_args": {"gres": "gpu:a100:1"}}, "cuda"),
+    ({"accelerator": "auto", "executor": "slurm", "sbatch_args": {"gpus-per-node": 2}}, "cuda"),
+    ({"accelerator": "auto", "executor": "slurm", "sbatch_args": {"gpus": 1}}, "cuda"),
+    ({"accelerator": "gpu", "executor": "slurm", "sbatch_args": {}}, "cuda"),  # the executor asks for the GPUs
+    ({"accelerator": "auto", "executor": "slurm", "sbatch_args": {"mem": "4G", "gres": "tmpdisk:10"}}, "cpu"),
+])
+def test_slurm_cells_resolve_auto_by_what_they_ask_for(engine, device):
+    """The grid of a SLURM executor is expanded on a login node, often without a GPU: `auto` is read from
+    the cell's request, not from this machine."""
+    assert identity_device(engine) == device
+
+
+def test_slurm_identity_follows_the_gpu_request():
+    slurm = ("engine.executor=slurm", "engine.precision=16-mixed")
+    on_gpu = single_id(*slurm, "engine.sbatch_args.gres=gpu:1")
+    assert on_gpu == single_id(*slurm, "engine.accelerator=gpu") == single_id(*slurm, "engine.sbatch_args.gpus=1")
+    assert on_gpu == single_id("engine.accelerator=cuda", "engine.precision=16-mixed")  # a local GPU run
+    bf16 = single_id("engine.executor=slurm", "engine.precision=bf16-mixed", "engine.sbatch_args.gpus=1")
+    assert bf16 != on_gpu and bf16 != single_id("engine.executor=slurm", "engine.sbatch_args.gpus=1")  # the GPU is unknown: bf16
+    assert single_id(*slurm) == single_id("engine.accelerator=cpu")  # no GPU asked for: a CPU job in 32-true
 
 
 def _bundled(kind: str) -> list[str]:

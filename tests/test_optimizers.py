@@ -1,6 +1,6 @@
 # python -m pytest tests/test_optimizers.py   (the digits runs are slow, a minute on an idle 2-CPU machine: -m "not slow" skips them)
-"""The optimizer library: documented defaults, the learning rate each parameter group receives, and a
-short real training run on digits per optimizer."""
+"""The optimizer library: documented defaults, the learning rate and weight decay each parameter group
+receives, and a short real training run on digits per optimizer."""
 
 from __future__ import annotations
 
@@ -193,3 +193,63 @@ def test_a_few_hundred_steps_learn_digits(optimizer, tmp_path):
     accuracy = outcome.scores["last"]["test_acc"]
     print(f"{optimizer}: test_acc {accuracy:.4f} (best checkpoint {outcome.scores['best']['test_acc']:.4f})")
     assert accuracy >= 0.9, f"{optimizer} reached only {accuracy:.3f} test accuracy on digits after 400 steps"
+
+
+class Mixed(nn.Module):
+    """One parameter of every kind the weight-decay split knows: a linear weight and bias, a convolution
+    kernel (3-D: Muon leaves it to its AdamW part) and bias, a LayerNorm's scale and shift, an embedding."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 6)
+        self.conv = nn.Conv1d(6, 6, 3, padding=1)
+        self.linear = nn.Linear(6, 4)
+        self.norm = nn.LayerNorm(4)
+
+
+# What each parameter must get, written out rather than asked of GroupedModel: the split is what is tested.
+DECAYED = {"conv.weight", "linear.weight"}
+NOT_DECAYED = {"embed.weight", "conv.bias", "linear.bias", "norm.weight", "norm.bias"}
+
+
+def _decay_by_parameter(opt: torch.optim.Optimizer, net: nn.Module) -> dict[str, float]:
+    """Each parameter's weight decay, read from the torch group that holds it."""
+    name_of = {id(p): n for n, p in net.named_parameters()}
+    decay: dict[str, float] = {}
+    for group in opt.param_groups:
+        for param in group["params"]:
+            assert name_of[id(param)] not in decay, f"{name_of[id(param)]} is in two groups"
+            decay[name_of[id(param)]] = group["weight_decay"]
+    return decay
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_no_decay_parameters_get_no_weight_decay(optimizer):
+    """Through the plugin's own configure_optimizers: every torch parameter group (of every part, for an
+    optimizer made of several, like Muon's Muon + AdamW) holds each weight matrix or kernel at the
+    configured weight decay and each bias, norm parameter and embedding at 0. Then what the decay does:
+    one step from the same weights with the same small gradients, once with weight decay and once
+    without: the no-decay parameters land exactly where they land without decay, the decayed ones are
+    pulled towards zero. (Not a step with zero gradients: Prodigy skips such a step altogether.)"""
+    plugin = REGISTRY.get("optimizer", optimizer).load()
+    torch.manual_seed(0)
+    nets = {0.1: Mixed().double()}  # float64: Prodigy's first decay (d0 x lr x wd = 1e-7) is below float32's resolution
+    nets[0.0] = copy.deepcopy(nets[0.1])
+    start = {name: p.detach().clone() for name, p in nets[0.1].named_parameters()}
+    # small next to wd x weight, so even Adam's coupled L2 changes the sign of a first step's gradient
+    gradients = {name: 1e-3 * torch.randn_like(p) for name, p in start.items()}
+    for weight_decay, net in nets.items():
+        config = resolved(optimizer, f"optimizer.weight_decay={weight_decay}", "optimizer.warmup_steps=0")
+        opt = plugin.configure_optimizers(GroupedModel(net), config)["optimizer"]
+        assert _decay_by_parameter(opt, net) == {**dict.fromkeys(DECAYED, weight_decay), **dict.fromkeys(NOT_DECAYED, 0.0)}
+        if has_modes(opt):
+            opt.train()
+        for name, param in net.named_parameters():
+            param.grad = gradients[name].clone()
+        opt.step()
+    decayed, plain = dict(nets[0.1].named_parameters()), dict(nets[0.0].named_parameters())
+    for name in NOT_DECAYED:
+        assert torch.equal(decayed[name].detach(), plain[name].detach()), f"{name} was decayed"
+    for name in DECAYED:
+        pull = (plain[name] - decayed[name]).detach()  # what the decay added: a step towards zero
+        assert torch.dot(pull.flatten(), start[name].flatten()) > 0, f"{name} was not decayed"

@@ -3,7 +3,8 @@
 Order is deterministic: tasks, then optimizers, then each sweep axis in the order given (the last
 axis varies fastest). A run_id is a hash of the resolved configuration without the keys that only
 say where or how a run executes, so moving the output folder or changing the executor never makes
-a finished run look new.
+a finished run look new, unless the move changes the device kind the run trains on. What is and is
+not part of the identity: framework/config/identity.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.config import Layer, Request, apply_layer, check_semantics, load_engine_defaults, nest
+from framework.config.identity import identity
 from framework.config.registry import Plugin, Registry
 from framework.errors import ConfigError
 
@@ -43,14 +45,9 @@ class RunSpec:
 
 
 def run_id(config: dict[str, Any]) -> str:
-    identity = copy.deepcopy(config)
-    for dotted in NON_IDENTITY:
-        *parents, last = dotted.split(".")
-        node = identity
-        for part in parents:
-            node = node.get(part, {})
-        node.pop(last, None)
-    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    """The hash of what the run computes (identity.identity: the device kind and precision it trains
+    in, only the schedule keys its schedule reads), without NON_IDENTITY."""
+    blob = json.dumps(identity(config, NON_IDENTITY), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -7,45 +7,13 @@ device lacks it), gradient accumulation, gradient clipping, deterministic mode a
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-import torch
+# The device and precision rules live in framework.config.devices: the run_id (framework.config.grid) must
+# name the device kind and precision a run trains in, and config may not import training.
+from framework.config.devices import FULL_PRECISIONS, device_type, resolve_precision
 
-FULL_PRECISIONS = ("32-true", "64-true")  # every device has these; the others (config.PRECISIONS) may fall back
-
-
-def device_type(accelerator: str) -> str:
-    """The kind of device Lightning will pick for `engine.accelerator`: cuda, mps or cpu (or the name given)."""
-    if accelerator in ("auto", "gpu"):
-        if torch.cuda.is_available():
-            return "cuda"
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return "mps"
-        return "cpu"
-    return accelerator
-
-
-def resolve_precision(requested: str, device: str) -> str:
-    """The precision a run actually trains in. Half precision where the device cannot do it is not an
-    error (a grid written for GPUs still runs on a laptop): a warning, and full 32-bit precision.
-
-    CPUs get 32-true for every half precision: autocast on CPU is slow and not what a GPU run computes.
-    bf16 on a CUDA GPU without bf16 support (before Ampere) also falls back to 32-true, not to fp16,
-    which would need loss scaling the user did not ask for.
-    """
-    if requested in FULL_PRECISIONS:
-        return requested
-    unsupported = device == "cpu" or (device == "cuda" and requested.startswith("bf16") and not torch.cuda.is_bf16_supported())
-    if unsupported:
-        warnings.warn(
-            f"engine.precision={requested} is not supported on this {device}; training in 32-true (full precision). "
-            f"The run_id still records {requested}: its scores are full-precision scores (scores.json train.precision)",
-            stacklevel=2,
-        )
-        return "32-true"
-    return requested
+__all__ = ["FULL_PRECISIONS", "device_type", "early_stopping", "resolve_precision", "trainer_arguments"]
 
 
 def trainer_arguments(engine: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from framework.training.task import TaskDataModule
 from framework.vision.categories import Categories
 from framework.vision.coco import instances_file, load_json, panoptic_file, prepare_coco
 from framework.vision.collate import Collate
+from framework.vision.normalization import model_normalization
 from framework.vision.synthetic import SyntheticCocoSpec, prepare_synthetic_coco
 from framework.vision.transforms import eval_transforms, train_transforms
 
@@ -88,8 +89,11 @@ class CocoTaskData(TaskDataModule):
         super().__init__(config)
         task = config.task
         self.collate_fn = Collate(size_divisor=32)
-        self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale))
-        self.eval_transform = eval_transforms(int(task.eval_short), int(task.eval_max_size))
+        # the statistics the model was pretrained with (framework/vision/normalization.py)
+        norm = model_normalization(str(task.model.name))
+        self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale),
+                                                mean=norm.mean, std=norm.std)
+        self.eval_transform = eval_transforms(int(task.eval_short), int(task.eval_max_size), mean=norm.mean, std=norm.std)
         self.categories = coco_categories(task, self.kind)
         self.class_names = self.categories.names
 

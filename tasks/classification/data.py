@@ -12,7 +12,11 @@ from pathlib import Path
 from framework.api import TaskDataModule
 from framework.vision.collate import Collate
 from framework.vision.folders import ImageFolder, prepare_image_folder
-from framework.vision.synthetic import SyntheticClassificationSpec, prepare_synthetic_classification
+from framework.vision.normalization import model_normalization
+from framework.vision.synthetic import (
+    SyntheticClassificationSpec,
+    prepare_synthetic_classification,
+)
 from framework.vision.task_data import hold_out
 from framework.vision.transforms import Compose, Normalize, RandomHorizontalFlip, Resize
 
@@ -24,8 +28,11 @@ class ClassificationDataModule(TaskDataModule):
         self.collate_fn = Collate(size_divisor=1)  # every image is resized to image_size: nothing to pad
         size = int(task.image_size)
         resize = Resize(size, size)
-        steps = (resize, RandomHorizontalFlip(), Normalize()) if task.flip else (resize, Normalize())
-        self.train_transform, self.eval_transform = Compose(steps), Compose((resize, Normalize()))
+        # the statistics the model was pretrained with (framework/vision/normalization.py)
+        norm = model_normalization(str(task.model.name))
+        normalize = Normalize(norm.mean, norm.std)
+        steps = (resize, RandomHorizontalFlip(), normalize) if task.flip else (resize, normalize)
+        self.train_transform, self.eval_transform = Compose(steps), Compose((resize, normalize))
         # class names come from the folders: known before the model is built (its head's size)
         self.class_names = ImageFolder.classes_in(self.root(check=False), "train")
 

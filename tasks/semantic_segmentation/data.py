@@ -12,6 +12,7 @@ from framework.api import FrameworkError, TaskDataModule
 from framework.vision.coco import CocoPanoptic
 from framework.vision.collate import Collate
 from framework.vision.folders import ADE20K, prepare_ade20k
+from framework.vision.normalization import model_normalization
 from framework.vision.task_data import coco_categories, coco_root, coco_splits, hold_out
 from framework.vision.transforms import eval_transforms, train_transforms
 
@@ -25,8 +26,11 @@ class SemanticDataModule(TaskDataModule):
         if task.dataset not in DATASETS:
             raise FrameworkError(f"task.dataset '{task.dataset}' is not one of {', '.join(DATASETS)}")
         self.collate_fn = Collate(size_divisor=32)  # SegFormer and UperNet downsample by 32
-        self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale))
-        self.eval_transform = eval_transforms(int(task.eval_short), int(task.eval_max_size))
+        # the statistics the model was pretrained with (framework/vision/normalization.py)
+        norm = model_normalization(str(task.model.name))
+        self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale),
+                                                mean=norm.mean, std=norm.std)
+        self.eval_transform = eval_transforms(int(task.eval_short), int(task.eval_max_size), mean=norm.mean, std=norm.std)
         self.class_names = self._categories().names
 
     def _categories(self):
