@@ -70,15 +70,15 @@ def _selection_problems(task: Mapping[str, Any], evaluation: Mapping[str, Any]) 
     if select is None:
         metric = task.get("target_metric")
         if isinstance(metric, str) and not metric.startswith("val_"):
-            return [f"evaluation.select: null chooses configurations by task.target_metric '{metric}', which is "
-                    "no validation metric; set evaluation.select to a val_* metric"]
+            return [(f"evaluation.select: null chooses configurations by task.target_metric '{metric}', which is "
+                     "no validation metric; set evaluation.select to a val_* metric")]
         return []
     if not isinstance(select, str) or not select.startswith("val_"):
-        return [f"evaluation.select: configurations are chosen on the validation split, so it must name a "
-                f"val_* metric (the test metric is only reported), got {select!r}"]
+        return [("evaluation.select: configurations are chosen on the validation split, so it must name a "
+                 f"val_* metric (the test metric is only reported), got {select!r}")]
     if select != task.get("target_metric") and mode is None:
-        return [f"evaluation.select_mode: set it to max or min: '{select}' is not task.target_metric, whose "
-                "direction it would otherwise take"]
+        return [(f"evaluation.select_mode: set it to max or min: '{select}' is not task.target_metric, whose "
+                 "direction it would otherwise take")]
     return []
 
 

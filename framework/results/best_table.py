@@ -15,7 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from framework.results.selection import PROTOCOL_VERSION, Configuration, Scoring, label, ranked_value, t_interval
+from framework.results.selection import (
+    PROTOCOL_VERSION,
+    Configuration,
+    Scoring,
+    label,
+    ranked_value,
+    t_interval,
+)
 
 TABLE_FILE = "best_configurations.csv"
 

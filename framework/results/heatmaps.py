@@ -281,8 +281,8 @@ def _title(task: str, settings: _Settings, split_values: dict, aggregated: tuple
     better = "higher" if settings.mode == "max" else "lower"
     chooser = "highest" if settings.score.select_mode == "max" else "lowest"
     lines = [f"{task}: {settings.column} ({better} is better), mean ± std over seeds",
-             f"box = each optimizer's configuration chosen by {chooser} {settings.score.select_column} "
-             "(dashed: no configuration finished every seed)"]
+             (f"box = each optimizer's configuration chosen by {chooser} {settings.score.select_column} "
+              "(dashed: no configuration finished every seed)")]
     if split_values:
         lines.append(", ".join(f"{k}={label(v)}" for k, v in split_values.items()))
     if aggregated:
