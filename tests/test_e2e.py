@@ -50,6 +50,11 @@ def test_grid_runs_then_skips_then_plots(tmp_path):
         run = scores[(cell["optimizer"], float(cell["x"]), float(cell["y"]))]
         assert float(cell["mean"]) == pytest.approx(run[cell["metric"]], abs=1e-12)
         assert (cell["n_done"], cell["n_runs"], cell["std"]) == ("1", "1", "")
+    for optimizer in {c["optimizer"] for c in cells}:  # the box: the cell with the best validation score
+        own = [c for c in cells if c["optimizer"] == optimizer]
+        (boxed,) = [c for c in own if c["box"] == "True"]
+        assert float(boxed["select_mean"]) == max(float(c["select_mean"]) for c in own)
+        assert boxed["select_mean"] == repr(scores[(optimizer, float(boxed["x"]), float(boxed["y"]))]["best/val_acc"])
     from matplotlib.image import imread
 
     assert imread(plots / "digits_heatmap.png").shape[2] in (3, 4), plotted.stdout

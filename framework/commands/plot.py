@@ -8,13 +8,18 @@ import sys
 
 EPILOG = """\
 written to OUTPUT/plots (or --out):
-  <task>_heatmap.{png,pdf,csv}         evaluation.plot.metric over --x and --y, mean ± std over seeds
-  <task>_curves.{png,pdf,csv}          training loss and task.target_metric over steps, best configuration
+  <task>_heatmap.{png,pdf,csv}         evaluation.plot.metric (test) over --x and --y, mean ± std over seeds;
+                                       box: each optimizer's configuration chosen on the validation metric
+  <task>_curves.{png,pdf,csv}          training loss and task.target_metric over steps, chosen configuration
                                        of each optimizer, band from the lowest to the highest seed
   <task>_time_to_target.{png,pdf,csv}  steps until task.target_metric reaches evaluation.target (when set)
-  best_configurations.csv              per task x optimizer: mean ± std and 95% bootstrap interval over seeds
+  best_configurations.csv              per task x optimizer: the configuration chosen on evaluation.select
+                                       (default task.target_metric, a val_* metric), its test mean ± std
+                                       and 95% Student-t interval of the mean over seeds
   performance_profile.{png,pdf,csv}    share of tasks on which each optimizer is within a factor tau of the best
   results.csv, results.parquet         every run x checkpoint x metric, with hyperparameters and environment
+
+The rules (selection on validation, failed and diverged seeds, the interval) are docs/protocol.md.
 """
 
 
@@ -53,6 +58,7 @@ def register(commands) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from framework.commands.common import table
+    from framework.results.selection import PROTOCOL_VERSION
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     result = analyze_figures(args, args.out, formats)
@@ -60,6 +66,7 @@ def handler(args: argparse.Namespace) -> int:
         print(path)
     if result.best_rows:
         rows = result.best_table()
-        print("\nbest configuration per task x optimizer (mean ± std and 95% bootstrap interval over seeds):")
+        print(f"\nconfiguration chosen on validation per task x optimizer, its test score: mean ± std and 95% "
+              f"Student-t interval of the mean over seeds (protocol v{PROTOCOL_VERSION}):")
         print(table(list(rows[0]), [list(r.values()) for r in rows]))
     return 0

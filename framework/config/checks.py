@@ -61,6 +61,27 @@ def _training_problems(engine: Mapping[str, Any], task: Mapping[str, Any]) -> li
     return problems
 
 
+def _selection_problems(task: Mapping[str, Any], evaluation: Mapping[str, Any]) -> list[str]:
+    """Configurations are chosen on the validation split (docs/protocol.md): the selection metric must be
+    a val_* metric, never the test metric that is reported."""
+    select, mode = evaluation.get("select"), evaluation.get("select_mode")
+    if mode is not None and mode not in ("min", "max"):
+        return [f"evaluation.select_mode: must be min, max or null (task.target_metric_mode), got {mode!r}"]
+    if select is None:
+        metric = task.get("target_metric")
+        if isinstance(metric, str) and not metric.startswith("val_"):
+            return [(f"evaluation.select: null chooses configurations by task.target_metric '{metric}', which is "
+                     "no validation metric; set evaluation.select to a val_* metric")]
+        return []
+    if not isinstance(select, str) or not select.startswith("val_"):
+        return [("evaluation.select: configurations are chosen on the validation split, so it must name a "
+                 f"val_* metric (the test metric is only reported), got {select!r}")]
+    if select != task.get("target_metric") and mode is None:
+        return [(f"evaluation.select_mode: set it to max or min: '{select}' is not task.target_metric, whose "
+                 "direction it would otherwise take")]
+    return []
+
+
 def check_semantics(config: Mapping[str, Any]) -> list[str]:
     """Value checks that types alone cannot express, on the resolved config (whatever layer set them)."""
     problems = []
@@ -106,6 +127,7 @@ def check_semantics(config: Mapping[str, Any]) -> list[str]:
     target = evaluation.get("target")
     if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float)) or target != target):  # NaN: never reached
         bad("evaluation.target", f"must be a number (a value of {task.get('target_metric')}) or null, got {target!r}")
+    problems += _selection_problems(task, evaluation)
     limits = evaluation["plot"].get("limits")
     if limits is not None and (not isinstance(limits, (list, tuple)) or len(limits) != 2 or not all(isinstance(v, (int, float)) for v in limits)):
         bad("evaluation.plot.limits", f"must be [low, high] or null, got {limits!r}")

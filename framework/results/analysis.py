@@ -1,7 +1,8 @@
 """Everything `framework plot` and `framework report` make from an output folder, in one pass.
 
     load_runs_indexed -> heatmaps (heatmaps.py) -> results table (results_table.py)
-        -> per task: configurations and the best of each optimizer (selection.py)
+        -> per task: configurations and the one chosen for each optimizer on the validation metric
+           (selection.py, the rules of docs/protocol.md)
            -> best-configuration table (best_table.py), learning curves (curves.py),
               time to target (time_to_target.py)
         -> performance profiles across tasks (performance_profiles.py)
@@ -114,7 +115,7 @@ def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], 
     from framework.results import best_table, curves, performance_profiles, selection, time_to_target
 
     configs = selection.configurations(task_runs, score)
-    chosen = selection.best(configs, score.mode)
+    chosen = selection.best(configs, score.select_mode)
     keys = selection.varying_keys(configs)
     figures = result.tasks[task] = TaskFigures(task, score.spec, keys, target=score.target,
                                                target_metric=score.target_metric)
@@ -126,7 +127,8 @@ def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], 
         result.notes.append(f"learning curves: no run of task '{task}' logged {curves.TRAIN_METRIC} or "
                             f"{score.target_metric} in logs/metrics.csv")
     result.profile_rows += _profile_rows(result, performance_profiles.SCORE, task,
-                                         {o: c.mean for o, c in chosen.items()}, score.mode)
+                                         {o: selection.ranked_value(c, score.mode) for o, c in chosen.items()},
+                                         score.mode)
     if score.target is not None and score.target_metric:
         figures.target_rows = time_to_target.target_rows(score, configs, keys)
         figures.targets = time_to_target.plot_targets(score, figures.target_rows, result.plot_dir, formats)

@@ -1,6 +1,7 @@
 """Learning curves: training loss and the validation metric over steps, per task x optimizer.
 
-    best configuration per optimizer (selection.best) -> logs/metrics.csv of its seeds -> mean and band
+    chosen configuration per optimizer (selection.best, on the validation metric) -> logs/metrics.csv
+    of its seeds -> mean and band
 
 One figure per task with two panels (training loss; `task.target_metric`, e.g. val_acc), one line per
 optimizer: the mean over the seeds of its best configuration, with a band from the lowest to the
@@ -91,6 +92,6 @@ def _draw(task: str, score: Scoring, rows, metrics: list[str], stem: Path, forma
             ax.grid(alpha=0.3)
             if ax.lines:
                 ax.legend(fontsize=8)
-        fig.suptitle(f"{task}: best configuration of each optimizer (by {score.column}); "
+        fig.suptitle(f"{task}: configuration of each optimizer chosen by {score.select_column}; "
                      f"line = mean over seeds, band = lowest to highest seed", fontsize=9)
         return save(fig, stem, formats)

@@ -3,7 +3,9 @@
     results (load_runs) -> cells (mean and std over seeds) -> one figure per task + a long-form CSV
 
 Knows nothing about any task: what to show comes from each run's resolved `evaluation` section
-(`evaluation.checkpoint`, `evaluation.plot.*`). Every config key that varies within a task besides the
+(`evaluation.checkpoint`, `evaluation.plot.*`). The cells show the test metric; the red box marks each
+optimizer's configuration chosen on the validation metric (selection.pick, docs/protocol.md), dashed
+when no configuration of that optimizer finished every seed. Every config key that varies within a task besides the
 two axes and the seed must be handled explicitly with `split` or `aggregate`, so that no figure silently
 mixes runs that are not comparable. matplotlib, numpy and pandas are imported inside the functions.
 """
@@ -11,7 +13,6 @@ mixes runs that are not comparable. matplotlib, numpy and pandas are imported in
 from __future__ import annotations
 
 import difflib
-import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,19 @@ from typing import Any
 from framework.errors import FrameworkError
 from framework.results.figure_files import file_stem, save
 from framework.results.run_folder import STATES, load_runs
-from framework.results.selection import hashable, hyperparameters, label, scoring, sort_key
+from framework.results.selection import (
+    Configuration,
+    Scoring,
+    add_run,
+    hashable,
+    hyperparameters,
+    label,
+    pick,
+    scoring,
+    seed_count,
+    selection_key,
+    sort_key,
+)
 
 SEED = "engine.seed"
 _BEST_EDGE = "red"  # box around each optimizer's best cell
@@ -32,6 +45,7 @@ _MISSING_FILL = "0.88"  # grey of cells where no seed finished
 class _Settings:
     """What one task's heatmap shows, read from its runs' `evaluation` section and the arguments."""
 
+    score: Scoring  # the columns: test score shown in the cells, validation score the box is chosen by
     column: str  # the score column, e.g. best/test_acc
     mode: str  # max or min: which direction is better
     spec: str  # format spec of the numbers in the cells
@@ -54,8 +68,8 @@ def plot_heatmaps(
     `<task>_heatmap.csv` into `plot_dir` (default `<output_dir>/plots`); return the written paths.
 
     A cell is the mean ± sample std over seeds of the runs that are `done`; runs that failed, diverged
-    or still run are counted (`n_done/n_runs`). `aggregate` keys are reduced to their best value per
-    cell (by seed mean). `runs` are the folder's `load_runs` records when the caller read them already.
+    or still run are counted (`n_done/n_runs`). `aggregate` keys are reduced to one value per cell, the
+    one chosen on the validation metric (selection.pick). `runs` are the folder's `load_runs` records when the caller read them already.
     Raises FrameworkError for an empty folder, an unknown column or a config key that varies within a
     task without being split or aggregated; nothing is written then.
     """
@@ -106,8 +120,9 @@ def _plan(task, runs, x, y, split, aggregate):
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
         groups[tuple(hashable(run.get(k)) for k in split)].append(run)
+    n_seeds = seed_count(runs)
     figures = [
-        (dict(zip(split, key)), _cells(groups[key], settings, aggregate))
+        (dict(zip(split, key)), _cells(groups[key], settings, aggregate, n_seeds))
         for key in sorted(groups, key=lambda k: [sort_key(v) for v in k])
     ]
     return task, settings, figures, aggregate
@@ -119,6 +134,7 @@ def _settings(task: str, runs: list[dict[str, Any]], x: str | None, y: str | Non
     if limits is not None and len(limits) != 2:
         raise FrameworkError(f"task '{task}': evaluation.plot.limits must be [low, high] or null, got {limits}")
     return _Settings(
+        score=score,
         column=score.column,
         mode=score.mode,
         spec=score.spec,
@@ -149,43 +165,39 @@ def _varying(runs: list[dict[str, Any]], handled: set[str]) -> dict[str, list[An
     return varying
 
 
-def _cells(runs: list[dict[str, Any]], settings: _Settings, aggregate: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One cell per (optimizer, x, y): seed statistics; `aggregate` keys reduced to their best value."""
+def _cells(runs, settings: _Settings, aggregate: tuple[str, ...], n_seeds: int) -> list[dict[str, Any]]:
+    """One cell per (optimizer, x, y): seed statistics; `aggregate` keys reduced to the value chosen on
+    the validation metric; `box` on each optimizer's chosen cell."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
         key = (run["optimizer"], hashable(run.get(settings.x)), hashable(run.get(settings.y)))
         groups[key + tuple(hashable(run.get(k)) for k in aggregate)].append(run)
-    best: dict[tuple, dict[str, Any]] = {}
+    options: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for key, members in groups.items():
-        cell = _summarize(members, settings.column)
-        cell.update(optimizer=key[0], x=key[1], y=key[2], chosen=dict(zip(aggregate, key[3:])))
-        old = best.get(key[:3])
-        if old is None:
-            best[key[:3]] = cell
-        elif cell["mean"] is not None and (old["mean"] is None or _better(cell, old, settings.mode)):
-            best[key[:3]] = cell
-        elif old["mean"] is None and cell["mean"] is None:  # nothing finished anywhere: count every run
-            old.update(n_runs=old["n_runs"] + cell["n_runs"], states=old["states"] + cell["states"])
-            old["chosen"] = dict.fromkeys(aggregate)
-    return sorted(best.values(), key=lambda c: (c["optimizer"], sort_key(c["x"]), sort_key(c["y"])))
+        cell = _summarize(members, settings.score, n_seeds)
+        cell.update(optimizer=key[0], x=key[1], y=key[2], chosen=dict(zip(aggregate, key[3:])), box=False)
+        options[key[:3]].append(cell)
+    cells = []
+    for own in options.values():
+        cell = min(own, key=lambda c: selection_key(c["config"], settings.score.select_mode))
+        if cell["mean"] is None and cell["select_mean"] is None:  # nothing finished anywhere: count every run
+            cell.update(n_runs=sum(c["n_runs"] for c in own), states=sum((c["states"] for c in own), Counter()),
+                        chosen=dict.fromkeys(aggregate))
+        cells.append(cell)
+    for optimizer in {c["optimizer"] for c in cells}:
+        own = [c for c in cells if c["optimizer"] == optimizer]
+        chosen = pick([c["config"] for c in own], settings.score.select_mode)
+        boxed = next(c for c in own if c["config"] is chosen)
+        boxed["box"] = boxed["select_mean"] is not None  # no validation score anywhere: nothing to box
+    return sorted(cells, key=lambda c: (c["optimizer"], sort_key(c["x"]), sort_key(c["y"])))
 
 
-def _summarize(runs: list[dict[str, Any]], column: str) -> dict[str, Any]:
-    import numpy as np
-
-    scores = [float(r[column]) for r in runs if r.get("state") == "done" and isinstance(r.get(column), (int, float))]
-    scores = [score for score in scores if math.isfinite(score)]
-    return {
-        "mean": float(np.mean(scores)) if scores else None,
-        "std": float(np.std(scores, ddof=1)) if len(scores) > 1 else None,
-        "n_done": len(scores),
-        "n_runs": len(runs),
-        "states": Counter(str(r.get("state")) for r in runs),
-    }
-
-
-def _better(a: dict[str, Any], b: dict[str, Any], mode: str) -> bool:
-    return a["mean"] > b["mean"] if mode == "max" else a["mean"] < b["mean"]
+def _summarize(runs: list[dict[str, Any]], score: Scoring, n_seeds: int) -> dict[str, Any]:
+    config = Configuration(score.task, runs[0]["optimizer"], {}, n_seeds=n_seeds)
+    for run in runs:
+        add_run(config, run, score)
+    return {"config": config, "mean": config.mean, "std": config.std, "n_done": config.n_done,
+            "n_runs": config.n_runs, "states": config.states, "select_mean": config.select_mean}
 
 
 def _draw(cells, settings: _Settings, title: str, stem: Path, formats: Sequence[str]) -> list[Path]:
@@ -220,7 +232,7 @@ def _figure(cells, settings: _Settings, title: str):
         image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", origin="lower")
         for c in own:
             _annotate(ax, c, xs.index(c["x"]), ys.index(c["y"]), settings.spec, cmap(norm(c["mean"] or 0.0)))
-        _mark_best(ax, own, xs, ys, settings.mode)
+        _mark_best(ax, own, xs, ys)
         ax.set_title(optimizer)
         ax.set_xticks(range(len(xs)), [label(v) for v in xs], rotation=45 if len(xs) > 5 else 0)
         ax.set_xlabel(settings.x)
@@ -248,14 +260,15 @@ def _annotate(ax, cell: dict[str, Any], col: int, row: int, spec: str, rgba) -> 
     ax.text(col, row, "\n".join(lines), ha="center", va="center", fontsize=8, color=color)
 
 
-def _mark_best(ax, cells, xs, ys, mode: str) -> None:
+def _mark_best(ax, cells, xs, ys) -> None:
     from matplotlib.patches import Rectangle
 
-    scored = [c for c in cells if c["mean"] is not None]
-    if scored:
-        best = (max if mode == "max" else min)(scored, key=lambda c: c["mean"])
-        corner = (xs.index(best["x"]) - 0.5, ys.index(best["y"]) - 0.5)
-        ax.add_patch(Rectangle(corner, 1, 1, fill=False, edgecolor=_BEST_EDGE, linewidth=2.5, clip_on=False))
+    for cell in cells:
+        if cell["box"]:
+            corner = (xs.index(cell["x"]) - 0.5, ys.index(cell["y"]) - 0.5)
+            style = "-" if cell["config"].complete else "--"  # dashed: chosen among incomplete configurations
+            ax.add_patch(Rectangle(corner, 1, 1, fill=False, edgecolor=_BEST_EDGE, linewidth=2.5, linestyle=style,
+                                   clip_on=False))
 
 
 def _outcome(cell: dict[str, Any]) -> str:
@@ -266,7 +279,10 @@ def _outcome(cell: dict[str, Any]) -> str:
 
 def _title(task: str, settings: _Settings, split_values: dict, aggregated: tuple[str, ...]) -> str:
     better = "higher" if settings.mode == "max" else "lower"
-    lines = [f"{task}: {settings.column} ({better} is better), mean ± std over seeds; box = best per optimizer"]
+    chooser = "highest" if settings.score.select_mode == "max" else "lowest"
+    lines = [f"{task}: {settings.column} ({better} is better), mean ± std over seeds",
+             (f"box = each optimizer's configuration chosen by {chooser} {settings.score.select_column} "
+              "(dashed: no configuration finished every seed)")]
     if split_values:
         lines.append(", ".join(f"{k}={label(v)}" for k, v in split_values.items()))
     if aggregated:
@@ -283,4 +299,6 @@ def _csv_row(task, settings: _Settings, split_values: dict, aggregated, cell: di
         **{k: cell["chosen"].get(k) for k in aggregated},
         "metric": settings.column, "mean": cell["mean"], "std": cell["std"],
         "n_done": cell["n_done"], "n_runs": cell["n_runs"], "states": states,
+        "select_metric": settings.score.select_column, "select_mean": cell["select_mean"],
+        "complete": cell["config"].complete, "box": cell["box"],
     }

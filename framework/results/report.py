@@ -17,7 +17,15 @@ from typing import Any
 
 from framework.results.analysis import Analysis
 from framework.results.run_folder import STATES, read_status
-from framework.results.selection import by_task, configurations, hashable, label, sort_key, varying_keys
+from framework.results.selection import (
+    PROTOCOL_VERSION,
+    by_task,
+    configurations,
+    hashable,
+    label,
+    sort_key,
+    varying_keys,
+)
 
 REPORT_FILE = "report.html"
 FAILED = ("failed", "diverged")
@@ -25,9 +33,10 @@ MAX_FAILURES = 200  # listed with their tracebacks; a page for a 10,000-run grid
 _ENV_SHOWN = ("env.code.git_commit", "env.code.git_dirty", "env.code.framework", "env.packages.torch",
               "env.packages.lightning", "env.device", "env.python", "env.host")
 
-_HEATMAP = ("the task's score over two hyperparameters, one panel per optimizer; each cell the mean ± std over "
-            "seeds, a red box on each optimizer's best cell, grey cells where no seed finished")
-_CURVES = ("training loss and the validation metric over steps for each optimizer's best configuration; line: "
+_HEATMAP = ("the task's test score over two hyperparameters, one panel per optimizer; each cell the mean ± std over "
+            "seeds, a red box on each optimizer's configuration chosen on the validation metric (dashed: none "
+            "finished every seed), grey cells where no seed finished")
+_CURVES = ("training loss and the validation metric over steps for each optimizer's chosen configuration; line: "
            "mean over seeds, band: lowest to highest seed")
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
@@ -78,7 +87,8 @@ def render(result: Analysis) -> str:
 <style>{_CSS}</style></head>
 <body>
 <h1>framework report: {_e(str(result.output_dir))}</h1>
-<p class="muted">{len(result.runs)} runs; made {_e(time.strftime('%Y-%m-%d %H:%M'))} by framework {_e(__version__)}.</p>
+<p class="muted">{len(result.runs)} runs; made {_e(time.strftime('%Y-%m-%d %H:%M'))} by framework {_e(__version__)};
+results follow <span class="protocol">protocol v{PROTOCOL_VERSION}</span> (docs/protocol.md).</p>
 <nav>{nav}</nav>
 {notes}
 {body}
@@ -160,9 +170,12 @@ def _best(result: Analysis) -> str:
     if not result.best_rows:
         return "<p>No task has a score to compare.</p>"
     rows = result.best_table()
-    explain = ("<p>Each optimizer's best configuration by its seed mean of the task's score (the metric "
-               "column; lower or higher is better as the task says); ± is the standard deviation over seeds and "
-               "the 95% interval a percentile bootstrap of the mean. Rank 1 is the best optimizer on the task.</p>")
+    explain = ("<p>Each optimizer's configuration chosen by its seed mean of a validation metric (the selected by "
+               "column), then reported on the test metric (the metric column; lower or higher is better as the task "
+               "says); ± is the standard deviation over seeds and the 95% interval a Student-t interval of the "
+               "mean. A configuration whose seeds did not all finish is chosen only when none of the optimizer's "
+               "did (marked incomplete, with what happened to its seeds); a diverged seed is the worst score. Rank 1 "
+               f"is the best optimizer on the task. Protocol v{PROTOCOL_VERSION}: docs/protocol.md.</p>")
     return explain + _table(list(rows[0]), [list(r.values()) for r in rows], "best-table")
 
 

@@ -1,11 +1,16 @@
-"""Which configuration is best: each task's score, configurations (runs that differ only in their
-seed), their statistics over seeds and a bootstrap interval.
+"""Which configuration is best: each task's scores, configurations (runs that differ only in their
+seed), their statistics over seeds and a Student-t interval of the mean.
 
     load_runs records -> Scoring per task -> Configuration per task x optimizer x hyperparameter values
+        -> pick: each optimizer's configuration, chosen on the validation metric
 
-Shared by the best-configuration table, the learning curves, time to target and performance profiles,
-so that they all call the same configuration "best". Knows nothing about any task: what counts as the
-score comes from each run's resolved `evaluation` section. numpy is imported inside the functions.
+The rules are docs/protocol.md (PROTOCOL_VERSION): a configuration is chosen by the seed mean of a
+validation metric (`evaluation.select`, default task.target_metric), never by the test metric it then
+reports; one whose seeds did not all finish is chosen only when no configuration of the optimizer
+finished every seed; a diverged seed is the worst possible score. Shared by the heatmap's box, the
+best-configuration table, the learning curves and performance profiles, so that they all call the same
+configuration "best". Knows nothing about any task: the metrics come from each run's resolved
+`evaluation` and `task` sections. scipy is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from typing import Any
 from framework.config.grid import NON_IDENTITY
 from framework.errors import FrameworkError
 
+PROTOCOL_VERSION = 1  # docs/protocol.md; raise it whenever a rule there changes what a result means
 SEED = "engine.seed"
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0  # fixed: the same runs always give the same interval
+INTERVAL_LEVEL = 0.95
 # Record keys that are not hyperparameters: identity, bookkeeping and the plugin names.
 _BOOKKEEPING = {"task", "optimizer", "run_id", "state", "error", "run_dir", "task.name", "optimizer.name", SEED}
 
@@ -30,12 +35,14 @@ class Scoring:
     """How one task's runs are scored, read from their `evaluation` and `task` sections."""
 
     task: str
-    column: str  # the score column of a run record, e.g. best/test_acc
+    column: str  # the reported (test) score column of a run record, e.g. best/test_acc
     mode: str  # max or min: which direction is better
     spec: str  # format spec of the numbers, e.g. .3f
     target: float | None  # evaluation.target: a value of target_metric that counts as reached
     target_metric: str | None  # task.target_metric, logged at each validation (val_acc)
     target_mode: str  # task.target_metric_mode
+    select_column: str | None = None  # the validation column configurations are chosen by, e.g. best/val_acc
+    select_mode: str = "max"
 
     @property
     def better(self) -> str:
@@ -50,8 +57,10 @@ class Configuration:
     optimizer: str
     values: dict[str, Any]  # every hyperparameter of the configuration (dotted key -> value)
     runs: list[dict[str, Any]] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)  # the finite scores of the runs that are done
+    scores: list[float] = field(default_factory=list)  # the finite test scores of the runs that are done
     seeds: list[Any] = field(default_factory=list)  # the seeds of those scores, in the same order
+    selects: list[float] = field(default_factory=list)  # the finite validation scores of the runs that are done
+    n_seeds: int = 0  # seeds the task was run with: a seed without a run is missing
 
     @property
     def n_done(self) -> int:
@@ -66,8 +75,33 @@ class Configuration:
         return Counter(str(run.get("state")) for run in self.runs)
 
     @property
+    def n_diverged(self) -> int:
+        return self.states["diverged"]
+
+    @property
+    def complete(self) -> bool:
+        """Every seed of the task done, with both its validation and its test score."""
+        expected = max(self.n_seeds, self.n_runs)
+        return self.n_runs == expected and len(self.selects) == len(self.scores) == expected
+
+    def why_incomplete(self) -> str:
+        """`1 diverged, 1 failed, 1 missing`: the seeds that did not give a score, by what happened."""
+        counts = Counter({s: n for s, n in self.states.items() if s != "done"})
+        unscored = self.states["done"] - min(len(self.scores), len(self.selects))
+        if unscored:
+            counts["without a score"] = unscored
+        missing = self.n_seeds - self.n_runs
+        if missing > 0:
+            counts["missing"] = missing
+        return ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    @property
     def mean(self) -> float | None:
-        return sum(self.scores) / len(self.scores) if self.scores else None
+        return _mean(self.scores)
+
+    @property
+    def select_mean(self) -> float | None:
+        return _mean(self.selects)
 
     @property
     def std(self) -> float | None:
@@ -80,6 +114,10 @@ class Configuration:
     def label(self, keys: list[str]) -> str:
         """`optimizer.learning_rate=0.01, optimizer.weight_decay=0` over `keys` (the ones that vary)."""
         return ", ".join(f"{k}={label(self.values.get(k))}" for k in keys) or "(single configuration)"
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def scoring(task: str, runs: list[dict[str, Any]]) -> Scoring:
@@ -100,15 +138,38 @@ def scoring(task: str, runs: list[dict[str, Any]]) -> Scoring:
         raise FrameworkError(f"task '{task}': evaluation.plot.format '{spec}' is no format spec like .3f") from None
     target = first.get("evaluation.target")
     target_mode = first.get("task.target_metric_mode") or "max"
+    target_mode = target_mode if target_mode in ("max", "min") else "max"
+    select, select_mode = select_metric(task, first, target_mode)
+    checkpoint = first.get("evaluation.checkpoint") or "best"
     return Scoring(
         task=task,
-        column=f"{first.get('evaluation.checkpoint') or 'best'}/{metric}",
+        column=f"{checkpoint}/{metric}",
         mode=mode,
         spec=spec,
         target=None if target is None or _missing(target) else float(target),
         target_metric=first.get("task.target_metric"),
-        target_mode=target_mode if target_mode in ("max", "min") else "max",
+        target_mode=target_mode,
+        select_column=f"{checkpoint}/{select}",
+        select_mode=select_mode,
     )
+
+
+def select_metric(task: str, first: dict[str, Any], target_mode: str) -> tuple[str, str]:
+    """The validation metric configurations are chosen by and its direction (evaluation.select and
+    evaluation.select_mode, else task.target_metric and its mode); FrameworkError unless it is val_*."""
+    select = first.get("evaluation.select")
+    select = None if _missing(select) else select
+    mode = first.get("evaluation.select_mode")
+    mode = None if _missing(mode) else mode
+    if select is None:
+        select, mode = first.get("task.target_metric"), mode or target_mode
+    if not select:
+        raise FrameworkError(f"task '{task}' names no validation metric to choose configurations by "
+                             "(set task.target_metric or evaluation.select)")
+    if not str(select).startswith("val_"):
+        raise FrameworkError(f"task '{task}': configurations are chosen on the validation split, but the "
+                             f"selection metric is '{select}' (set evaluation.select to a val_* metric)")
+    return str(select), mode if mode in ("max", "min") else target_mode
 
 
 def by_task(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -124,27 +185,44 @@ def hyperparameters(runs: list[dict[str, Any]]) -> list[str]:
     return sorted(k for k in keys if "/" not in k and not any(k == p or k.startswith(p + ".") for p in NON_IDENTITY))
 
 
+def seed_count(runs: list[dict[str, Any]]) -> int:
+    """How many seeds a task was run with: each configuration should have a run for every one."""
+    return len({hashable(run.get(SEED)) for run in runs})
+
+
 def configurations(runs: list[dict[str, Any]], score: Scoring | None = None) -> list[Configuration]:
     """One Configuration per optimizer x hyperparameter values among one task's runs, sorted; without a
     `score` they hold the runs only (enough to find the grid's axes)."""
     keys = hyperparameters(runs)
     groups: dict[tuple, Configuration] = {}
-    # In seed order, whatever the order of the run directories (hashes): the bootstrap draws by position.
-    for run in sorted(runs, key=lambda r: sort_key(hashable(r.get(SEED)))):
+    n_seeds = seed_count(runs)
+    for run in sorted(runs, key=lambda r: sort_key(hashable(r.get(SEED)))):  # in seed order, whatever the folders' order
         key = (run["optimizer"], *(hashable(run.get(k)) for k in keys))
         config = groups.get(key)
         if config is None:
             values = {k: run.get(k) for k in keys if not _missing(run.get(k))}
-            config = groups[key] = Configuration(run["task"], run["optimizer"], values)
-        config.runs.append(run)
-        if score is None:
-            continue
-        value = run.get(score.column)
-        if run.get("state") == "done" and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and math.isfinite(value):
-            config.scores.append(float(value))
-            config.seeds.append(run.get(SEED))
+            config = groups[key] = Configuration(run["task"], run["optimizer"], values, n_seeds=n_seeds)
+        add_run(config, run, score)
     return sorted(groups.values(), key=lambda c: (c.optimizer, [sort_key(hashable(c.values.get(k))) for k in keys]))
+
+
+def add_run(config: Configuration, run: dict[str, Any], score: Scoring | None) -> None:
+    """Count `run` in `config`: its test and validation scores when it is done and they are numbers."""
+    config.runs.append(run)
+    if score is None or run.get("state") != "done":
+        return
+    value, select = _number(run.get(score.column)), _number(run.get(score.select_column))
+    if value is not None:
+        config.scores.append(value)
+        config.seeds.append(run.get(SEED))
+    if select is not None:
+        config.selects.append(select)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def varying_keys(configs: list[Configuration]) -> list[str]:
@@ -157,35 +235,47 @@ def varying_keys(configs: list[Configuration]) -> list[str]:
     return sorted({k for keys in per_optimizer.values() for k, values in keys.items() if len(values) > 1})
 
 
-def best(configs: list[Configuration], mode: str) -> dict[str, Configuration]:
-    """Each optimizer's configuration with the best seed mean (the heatmap's red box, over every
-    hyperparameter); an optimizer none of whose runs finished maps to its first configuration."""
-    chosen: dict[str, Configuration] = {}
+def selection_key(config: Configuration, select_mode: str) -> tuple:
+    """Smaller is better: complete configurations first, then those with a validation score; a diverged
+    seed is the worst score there is, so fewer diverged seeds first; then the validation seed mean."""
+    mean = config.select_mean
+    oriented = math.inf if mean is None else (-mean if select_mode == "max" else mean)
+    return (not config.complete, mean is None and not config.n_diverged, config.n_diverged, oriented)
+
+
+def pick(configs: list[Configuration], select_mode: str) -> Configuration | None:
+    """The configuration chosen among `configs` (one optimizer's); ties go to the first, in grid order."""
+    return min(configs, key=lambda c: selection_key(c, select_mode), default=None)
+
+
+def best(configs: list[Configuration], select_mode: str) -> dict[str, Configuration]:
+    """Each optimizer's chosen configuration (the heatmap's red box, over every hyperparameter)."""
+    per_optimizer: dict[str, list[Configuration]] = defaultdict(list)
     for config in configs:
-        old = chosen.get(config.optimizer)
-        if old is None or (config.mean is not None and (old.mean is None or _better(config.mean, old.mean, mode))):
-            chosen[config.optimizer] = config
-    return chosen
+        per_optimizer[config.optimizer].append(config)
+    return {optimizer: pick(own, select_mode) for optimizer, own in per_optimizer.items()}
 
 
-def bootstrap_interval(scores: list[float], level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
-                       seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean over seeds: `resamples` draws of n scores with
-    replacement (numpy's default_rng(seed)), the (1 - level)/2 and (1 + level)/2 quantiles of their means.
-    None below two scores. With few seeds it is narrow: 3 seeds have only 10 distinct resamples."""
-    import numpy as np
+def ranked_value(config: Configuration, mode: str) -> float | None:
+    """The test seed mean that ranks optimizers; a diverged seed makes it the worst possible value."""
+    if config.n_diverged:
+        return -math.inf if mode == "max" else math.inf
+    return config.mean
+
+
+def t_interval(scores: list[float], level: float = INTERVAL_LEVEL) -> tuple[float, float] | None:
+    """Student-t interval of the mean over seeds: mean ± t(level, n - 1) x std / sqrt(n), which assumes
+    roughly normal seed-to-seed noise and is honest about few seeds (a percentile bootstrap of 3 seeds
+    has 10 distinct resamples and is far too narrow). None below two scores."""
+    from scipy.stats import t
 
     if len(scores) < 2:
         return None
-    values = np.asarray(scores, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(low), float(high)
-
-
-def _better(a: float, b: float, mode: str) -> bool:
-    return a > b if mode == "max" else a < b
+    n = len(scores)
+    mean = sum(scores) / n
+    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / (n - 1))
+    half = float(t.ppf((1 + level) / 2, n - 1)) * std / math.sqrt(n)
+    return mean - half, mean + half
 
 
 def _missing(value: Any) -> bool:

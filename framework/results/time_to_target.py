@@ -2,7 +2,8 @@
 `evaluation.target` (e.g. val_acc >= 0.95), when the task defines one.
 
     each done run: first validation in logs/metrics.csv at or past the target -> steps
-    each configuration: mean over its seeds, only when every done seed reached the target
+    each configuration: mean over its seeds, only when every seed reached the target (a diverged, failed
+        or missing seed did not: docs/protocol.md)
     each optimizer: its fastest configuration
 
 Steps are optimizer steps taken: the logged step of that validation + 1 (Lightning logs the validation
@@ -42,7 +43,7 @@ def target_rows(score: Scoring, configs: list[Configuration], keys: list[str]) -
         done = [run for run in config.runs if run.get("state") == "done"]
         steps = [steps_to_target(run, score) for run in done]
         reached = [(run, s) for run, s in zip(done, steps) if s is not None]
-        every = bool(done) and len(reached) == len(done)
+        every = bool(done) and len(reached) == max(config.n_seeds, config.n_runs)
         seconds = [s * run["train/step_time_ms"] / 1000 for run, s in reached
                    if isinstance(run.get("train/step_time_ms"), (int, float))]
         rows.append({
