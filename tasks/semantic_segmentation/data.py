@@ -11,6 +11,7 @@ from __future__ import annotations
 from framework.api import FrameworkError, TaskDataModule
 from framework.vision.coco import CocoPanoptic
 from framework.vision.collate import Collate
+from framework.vision.decoded_cache import check_mode, use_cache
 from framework.vision.folders import ADE20K, prepare_ade20k
 from framework.vision.task_data import coco_categories, coco_root, coco_splits, hold_out
 from framework.vision.transforms import eval_transforms, train_transforms
@@ -24,6 +25,7 @@ class SemanticDataModule(TaskDataModule):
         task = config.task
         if task.dataset not in DATASETS:
             raise FrameworkError(f"task.dataset '{task.dataset}' is not one of {', '.join(DATASETS)}")
+        check_mode(task.get("cache"))  # a bad task.cache fails before any data is read
         self.collate_fn = Collate(size_divisor=32)  # SegFormer and UperNet downsample by 32
         self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale))
         self.eval_transform = eval_transforms(int(task.eval_short), int(task.eval_max_size))
@@ -55,3 +57,4 @@ class SemanticDataModule(TaskDataModule):
         train = ADE20K(task.data_dir, "train", self.train_transform)
         self.data_train, self.data_val = hold_out(train, self.eval_transform, float(task.val_fraction), int(task.split_seed))
         self.data_test = ADE20K(task.data_dir, "val", self.eval_transform)
+        use_cache((self.data_train, self.data_val, self.data_test), task.get("cache"))  # (coco_splits caches its own)
