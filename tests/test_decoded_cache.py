@@ -71,7 +71,7 @@ def test_second_epoch_reads_the_cache_and_equals_fresh_decoding(synthetic, tmp_p
     second = epoch(cached)
     assert CountingPanoptic.decodes == SPEC.train  # nothing decoded again
     assert all(same(a, b) and same(b, c) for a, b, c in zip(first, second, epoch(fresh)))
-    files = list(tmp_path.rglob("*.pt"))
+    files = list(tmp_path.rglob("*.sample"))
     assert len(files) == (SPEC.train if mode == "disk" else 0)
 
     # a new process (here: a new reader) reads the disk entries; the random augmentation still runs on
@@ -94,7 +94,7 @@ def test_workers_share_the_disk_cache(synthetic, tmp_path):
     loader = DataLoader(dataset, batch_size=None, num_workers=2)
     for _ in range(2):
         loaded = list(loader)
-    assert len(list(tmp_path.rglob("*.pt"))) == SPEC.train and not list(tmp_path.rglob(".*"))
+    assert len(list(tmp_path.rglob("*.sample"))) == SPEC.train and not list(tmp_path.rglob(".*"))
     assert all(same(a, b) for a, b in zip(loaded, epoch(CocoPanoptic(synthetic, "train"))))
 
 
@@ -120,13 +120,16 @@ def test_a_corrupt_entry_is_decoded_again_and_rewritten(synthetic, tmp_path):
     dataset = CountingPanoptic(synthetic, "test")
     use_cache([dataset], "disk", tmp_path)
     first = epoch(dataset)
-    entry = sorted(tmp_path.rglob("0-*.pt"))[0]
-    entry.write_bytes(entry.read_bytes()[:40])  # truncated, as by a full disk
+    entry = sorted(tmp_path.rglob("0-*.sample"))[0]
+    whole = entry.read_bytes()
+    flipped = whole[:-10] + bytes([whole[-10] ^ 1]) + whole[-9:]
     CountingPanoptic.decodes = 0
-    with pytest.warns(UserWarning, match="unreadable"):
-        sample = dataset[0]
-    assert CountingPanoptic.decodes == 1 and same(sample, first[0])
-    assert same(dataset[0], first[0]) and CountingPanoptic.decodes == 1  # the rewritten entry loads
+    for damaged in (whole[:40], whole[:-1], flipped):  # truncated (a full disk, a killed copy), a flipped bit
+        entry.write_bytes(damaged)
+        with pytest.warns(UserWarning, match="unreadable"):
+            assert same(dataset[0], first[0])
+        assert same(dataset[0], first[0])  # the rewritten entry loads
+    assert CountingPanoptic.decodes == 3
 
 
 def coco_layout(synthetic: Path, target: Path) -> Path:
@@ -152,7 +155,7 @@ def test_task_cache_setting_caches_every_split_of_real_data(synthetic, tmp_path,
         reader = split.dataset if hasattr(split, "dataset") else split
         assert reader.cache.folder.parent == tmp_path / "cache" / "decoded"
         epoch(split)
-    assert len(list((tmp_path / "cache").rglob("*.pt"))) == SPEC.train + SPEC.test
+    assert len(list((tmp_path / "cache").rglob("*.sample"))) == SPEC.train + SPEC.test
 
     with pytest.raises(FrameworkError, match=r"task.cache: 'ram' is not one of none, memory, disk"):
         coco_splits(Node({**task, "cache": "ram"}), "panoptic", CocoPanoptic, None, None)
@@ -165,4 +168,4 @@ def test_classification_folders_cache_decoded_images(tmp_path):
     use_cache([cached], "disk", tmp_path / "cache")
     assert all(same(a, b) for a, b in zip(epoch(cached), epoch(fresh)))
     assert all(same(a, b) for a, b in zip(epoch(cached), epoch(fresh)))
-    assert len(list((tmp_path / "cache").rglob("*.pt"))) == len(fresh)
+    assert len(list((tmp_path / "cache").rglob("*.sample"))) == len(fresh)
