@@ -48,6 +48,8 @@ def test_estimate_matches_the_model_and_a_measured_fit(tmp_path):
 
 def test_estimate_command_prints_a_table_and_writes_markdown(tmp_path):
     out = tmp_path / "estimation.md"
+    kept = "<!-- tune-batch: begin -->\n## tune-batch's table\n<!-- tune-batch: end -->"
+    out.write_text("# an older estimate\n\n" + kept + "\n")  # a marked section survives a new estimate
     proc = run_cli("estimate", "tasks=digits,template", "optimizers=adamw_baseline", "engine.seed=1,2",
                    "--steps", "5", "--markdown", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -56,4 +58,5 @@ def test_estimate_command_prints_a_table_and_writes_markdown(tmp_path):
     assert text.startswith("# Estimated cost of the grid")
     table = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(table) == 4 and table[2].startswith("| digits | adamw_baseline | 0.0261 |")  # header, rule, 2 rows
+    assert text.rstrip().endswith(kept) and "an older estimate" not in text
     assert not (tmp_path / "results").exists()  # estimating writes no run directory

@@ -17,8 +17,9 @@ examples:
 Takes the same grid arguments as `framework run`. For each task x optimizer (and each distinct task
 setting) a short fit on the current device measures parameters (M), FLOPs per sample, step time and
 peak memory over --steps steps; every run of the grid is projected from its own epochs or steps.
-Prints a table and writes it as markdown (default <output>/estimation.md). Nothing is written to run
-directories.
+Prints a table and writes it as markdown (default <output>/estimation.md); sections of an existing
+file between <!-- NAME: begin --> and <!-- NAME: end --> lines are kept at its end (docs/estimation.md
+keeps `framework tune-batch`'s there). Nothing is written to run directories.
 """
 
 
@@ -51,6 +52,17 @@ def handler(args: argparse.Namespace) -> int:
     print(totals(estimates))
     path = args.markdown or Path(runs[0].config["engine"]["output_dir"]) / "estimation.md"
     command = "framework estimate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "framework estimate"
-    atomic_write_text(path, markdown(estimates, command))
+    atomic_write_text(path, markdown(estimates, command) + kept_sections(path))
     print(f"markdown: {path}")
     return 0
+
+
+def kept_sections(path: Path) -> str:
+    """The marked sections (<!-- NAME: begin --> ... <!-- NAME: end -->) of the file at `path`, which a new
+    estimate keeps: hand-written or other commands' parts of the same page."""
+    import re
+
+    if not path.is_file():
+        return ""
+    blocks = re.finditer(r"^<!-- ([\w-]+): begin -->$.*?^<!-- \1: end -->$", path.read_text(), re.M | re.S)
+    return "".join("\n" + block.group(0) + "\n" for block in blocks)

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from framework.errors import FrameworkError
 from framework.vision.categories import Categories
+from framework.vision.decoded_cache import CachedDecoding, file_stamp
 from framework.vision.images import index_segments, read_image, read_panoptic_png
 from framework.vision.sample import Sample, masks_to_boxes
 
@@ -133,8 +134,9 @@ def _image_records(data: dict[str, Any], path: Path, what: str, int_ids: bool) -
         raise FrameworkError(f"malformed {what} {path}: an image entry lacks or mangles {exc}") from None
 
 
-class _CocoDataset(Dataset):
-    """Shared part of the two readers: records, categories, the image file and the transform."""
+class _CocoDataset(CachedDecoding, Dataset):
+    """Shared part of the two readers: records, categories, the image file and the transform. Samples
+    are `transform(decode(index))`, the decoded part cached when `task.cache` says so (decoded_cache.py)."""
 
     what = "COCO annotations"
 
@@ -157,8 +159,13 @@ class _CocoDataset(Dataset):
             )
         return image
 
-    def _finish(self, sample: Sample) -> Sample:
-        return self.transform(sample) if self.transform is not None else sample
+    def identity(self) -> dict[str, Any]:
+        # the annotation file fixes which record (files, labels) index i is
+        return {"reader": type(self).__name__, "root": str(self.root.resolve()), "split": self.split,
+                "annotations": file_stamp(self.annotation_file), "options": self.options()}
+
+    def options(self) -> dict[str, Any]:
+        return {}
 
     @property
     def annotation_file(self) -> Path:
@@ -176,7 +183,7 @@ class CocoInstances(_CocoDataset):
     def __init__(self, root: str | Path, split: str, transform: Callable[[Sample], Sample] | None = None,
                  masks: bool = True, skip_empty: bool = False):
         super().__init__(root, split, transform)
-        self.masks = masks
+        self.masks, self.skip_empty = masks, skip_empty
         path = self.annotation_file
         data = load_json(path, self.what)
         self.categories = Categories.from_coco(data["categories"], str(path))
@@ -204,7 +211,13 @@ class CocoInstances(_CocoDataset):
     def annotation_file(self) -> Path:
         return instances_file(self.root, self.split)
 
-    def __getitem__(self, index: int) -> Sample:
+    def options(self) -> dict[str, Any]:
+        return {"masks": self.masks, "skip_empty": self.skip_empty}
+
+    def sources(self, index: int) -> list[Path]:
+        return [image_dir(self.root, self.split) / self.records[index]["file_name"]]
+
+    def decode(self, index: int) -> Sample:
         record = self.records[index]
         image = self._read_image(record)
         anns = record["anns"]
@@ -219,7 +232,7 @@ class CocoInstances(_CocoDataset):
             # with masks, boxes are the masks' tight boxes (transforms.py keeps them so)
             sample.masks = self._decode_masks(anns, height, width, record["file_name"])
             sample.boxes = masks_to_boxes(sample.masks)
-        return self._finish(sample)
+        return sample
 
     def _decode_masks(self, anns: list[dict[str, Any]], height: int, width: int, name: str) -> torch.Tensor:
         from pycocotools import mask as mask_utils
@@ -276,7 +289,11 @@ class CocoPanoptic(_CocoDataset):
     def annotation_file(self) -> Path:
         return panoptic_file(self.root, self.split)
 
-    def __getitem__(self, index: int) -> Sample:
+    def sources(self, index: int) -> list[Path]:
+        record = self.records[index]
+        return [image_dir(self.root, self.split) / record["file_name"], panoptic_dir(self.root, self.split) / record["png"]]
+
+    def decode(self, index: int) -> Sample:
         record = self.records[index]
         image = self._read_image(record)
         png = panoptic_dir(self.root, self.split) / record["png"]
@@ -291,4 +308,4 @@ class CocoPanoptic(_CocoDataset):
             iscrowd=torch.tensor(record["iscrowd"], dtype=torch.bool),
             panoptic=torch.from_numpy(panoptic),
         )
-        return self._finish(sample)
+        return sample

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from framework.errors import FrameworkError
 from framework.vision.categories import Categories
+from framework.vision.decoded_cache import CachedDecoding
 from framework.vision.images import read_image, read_label_png
 from framework.vision.sample import IGNORE_LABEL, Sample
 
@@ -47,8 +48,9 @@ def prepare_image_folder(root: str | Path, splits: tuple[str, ...] = ("train", "
     return root
 
 
-class ImageFolder(Dataset):
-    """One image per sample, its class (the folder name, in sorted order) as `labels` of shape [1]."""
+class ImageFolder(CachedDecoding, Dataset):
+    """One image per sample, its class (the folder name, in sorted order) as `labels` of shape [1].
+    Samples are `transform(decode(index))`, the decoded part cached per `task.cache` (decoded_cache.py)."""
 
     def __init__(self, root: str | Path, split: str, transform: Callable[[Sample], Sample] | None = None):
         self.root, self.split, self.transform = Path(root).expanduser(), split, transform
@@ -74,12 +76,19 @@ class ImageFolder(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> Sample:
+    def identity(self) -> dict[str, Any]:
+        # an entry is named after its file (sources), the class list fixes the label it gets
+        return {"reader": "ImageFolder", "root": str(self.root.resolve()), "split": self.split,
+                "classes": self.categories.names}
+
+    def sources(self, index: int) -> list[Path]:
+        return [self.files[index][0]]
+
+    def decode(self, index: int) -> Sample:
         path, label = self.files[index]
         image = read_image(path)
-        sample = Sample(image=image, image_id=index, orig_size=tuple(image.shape[1:]),
-                        labels=torch.tensor([label]), iscrowd=torch.tensor([False]))
-        return self.transform(sample) if self.transform is not None else sample
+        return Sample(image=image, image_id=index, orig_size=tuple(image.shape[1:]),
+                      labels=torch.tensor([label]), iscrowd=torch.tensor([False]))
 
 
 ADE_SPLITS = {"train": "training", "val": "validation", "training": "training", "validation": "validation"}
@@ -96,14 +105,14 @@ def prepare_ade20k(root: str | Path, splits: tuple[str, ...] = ("train", "val"))
     return root
 
 
-class ADE20K(Dataset):
+class ADE20K(CachedDecoding, Dataset):
     """ADE20K scene parsing (150 classes): `semantic` holds labels 0..149 and IGNORE_LABEL where the
     annotation says 0 (unlabelled), the usual "reduce zero label" convention."""
 
     def __init__(self, root: str | Path, split: str, transform: Callable[[Sample], Sample] | None = None):
         self.root, self.transform = Path(root).expanduser(), transform
         prepare_ade20k(self.root, (split,))
-        folder = ADE_SPLITS.get(split, split)
+        self.folder = folder = ADE_SPLITS.get(split, split)
         self.images = _images_in(self.root / "images" / folder)
         if not self.images:
             raise FrameworkError(f"no images in {self.root / 'images' / folder}")
@@ -128,7 +137,14 @@ class ADE20K(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> Sample:
+    def identity(self) -> dict[str, Any]:
+        return {"reader": "ADE20K", "root": str(self.root.resolve()), "split": self.folder,
+                "classes": self.categories.num_classes}
+
+    def sources(self, index: int) -> list[Path]:
+        return [self.images[index], self.annotations[index]]
+
+    def decode(self, index: int) -> Sample:
         image = read_image(self.images[index])
         annotation = self.annotations[index]
         raw = read_label_png(annotation)
@@ -136,5 +152,4 @@ class ADE20K(Dataset):
             raise FrameworkError(f"annotation {annotation} is {raw.shape[0]}x{raw.shape[1]}, its image "
                                  f"{image.shape[1]}x{image.shape[2]}")
         semantic = self._lookup[torch.from_numpy(raw.astype(np.int64))]
-        sample = Sample(image=image, image_id=index, orig_size=tuple(image.shape[1:]), semantic=semantic)
-        return self.transform(sample) if self.transform is not None else sample
+        return Sample(image=image, image_id=index, orig_size=tuple(image.shape[1:]), semantic=semantic)

@@ -20,6 +20,7 @@ from framework.training.task import TaskDataModule
 from framework.vision.categories import Categories
 from framework.vision.coco import instances_file, load_json, panoptic_file, prepare_coco
 from framework.vision.collate import Collate
+from framework.vision.decoded_cache import check_mode, use_cache
 from framework.vision.normalization import model_normalization
 from framework.vision.synthetic import SyntheticCocoSpec, prepare_synthetic_coco
 from framework.vision.transforms import eval_transforms, train_transforms
@@ -52,14 +53,18 @@ def coco_categories(task: Any, kind: str) -> Categories:
 
 def coco_splits(task: Any, kind: str, reader: Callable[..., Dataset],
                 train_transform: Callable, eval_transform: Callable) -> tuple[Dataset, Dataset, Dataset]:
-    """(train, val, test) datasets of a COCO-format root read by `reader(root, split, transform)`."""
+    """(train, val, test) datasets of a COCO-format root read by `reader(root, split, transform)`, their
+    decoded samples cached as `task.cache` says (decoded_cache.py)."""
     root = coco_root(task, kind)
     if task.data_dir is None:
-        return (reader(root, "train", train_transform), reader(root, "val", eval_transform),
-                reader(root, "test", eval_transform))
-    train = reader(root, COCO_SPLITS["train"], train_transform)
-    train, val = hold_out(train, eval_transform, float(task.val_fraction), int(task.split_seed))
-    return train, val, reader(root, COCO_SPLITS["test"], eval_transform)
+        splits = (reader(root, "train", train_transform), reader(root, "val", eval_transform),
+                  reader(root, "test", eval_transform))
+    else:
+        train = reader(root, COCO_SPLITS["train"], train_transform)
+        train, val = hold_out(train, eval_transform, float(task.val_fraction), int(task.split_seed))
+        splits = (train, val, reader(root, COCO_SPLITS["test"], eval_transform))
+    use_cache(splits, task.get("cache"))
+    return splits
 
 
 def hold_out(train: Dataset, eval_transform: Callable, fraction: float, seed: int) -> tuple[Subset, Subset]:
@@ -88,6 +93,7 @@ class CocoTaskData(TaskDataModule):
     def __init__(self, config: Any):
         super().__init__(config)
         task = config.task
+        check_mode(task.get("cache"))  # a bad task.cache fails before any data is read
         self.collate_fn = Collate(size_divisor=32)
         # the statistics the model was pretrained with (framework/vision/normalization.py)
         norm = model_normalization(str(task.model.name))

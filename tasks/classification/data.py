@@ -11,6 +11,7 @@ from pathlib import Path
 
 from framework.api import TaskDataModule
 from framework.vision.collate import Collate
+from framework.vision.decoded_cache import check_mode, use_cache
 from framework.vision.folders import ImageFolder, prepare_image_folder
 from framework.vision.normalization import model_normalization
 from framework.vision.synthetic import (
@@ -25,6 +26,7 @@ class ClassificationDataModule(TaskDataModule):
     def __init__(self, config):
         super().__init__(config)
         task = config.task
+        check_mode(task.get("cache"))  # a bad task.cache fails before any data is read
         self.collate_fn = Collate(size_divisor=1)  # every image is resized to image_size: nothing to pad
         size = int(task.image_size)
         resize = Resize(size, size)
@@ -54,7 +56,8 @@ class ClassificationDataModule(TaskDataModule):
             self.data_train = ImageFolder(root, "train", self.train_transform)
             self.data_val = ImageFolder(root, "val", self.eval_transform)
             self.data_test = ImageFolder(root, "test", self.eval_transform)
-            return
-        train = ImageFolder(root, "train", self.train_transform)
-        self.data_train, self.data_val = hold_out(train, self.eval_transform, float(task.val_fraction), int(task.split_seed))
-        self.data_test = ImageFolder(root, "val", self.eval_transform)
+        else:
+            train = ImageFolder(root, "train", self.train_transform)
+            self.data_train, self.data_val = hold_out(train, self.eval_transform, float(task.val_fraction), int(task.split_seed))
+            self.data_test = ImageFolder(root, "val", self.eval_transform)
+        use_cache((self.data_train, self.data_val, self.data_test), task.get("cache"))  # decoded images, before resizing

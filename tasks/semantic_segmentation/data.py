@@ -11,6 +11,7 @@ from __future__ import annotations
 from framework.api import FrameworkError, TaskDataModule
 from framework.vision.coco import CocoPanoptic
 from framework.vision.collate import Collate
+from framework.vision.decoded_cache import check_mode, use_cache
 from framework.vision.folders import ADE20K, prepare_ade20k
 from framework.vision.normalization import model_normalization
 from framework.vision.task_data import coco_categories, coco_root, coco_splits, hold_out
@@ -25,6 +26,7 @@ class SemanticDataModule(TaskDataModule):
         task = config.task
         if task.dataset not in DATASETS:
             raise FrameworkError(f"task.dataset '{task.dataset}' is not one of {', '.join(DATASETS)}")
+        check_mode(task.get("cache"))  # a bad task.cache fails before any data is read
         self.collate_fn = Collate(size_divisor=32)  # SegFormer and UperNet downsample by 32
         # the statistics the model was pretrained with (framework/vision/normalization.py)
         norm = model_normalization(str(task.model.name))
@@ -59,3 +61,4 @@ class SemanticDataModule(TaskDataModule):
         train = ADE20K(task.data_dir, "train", self.train_transform)
         self.data_train, self.data_val = hold_out(train, self.eval_transform, float(task.val_fraction), int(task.split_seed))
         self.data_test = ADE20K(task.data_dir, "val", self.eval_transform)
+        use_cache((self.data_train, self.data_val, self.data_test), task.get("cache"))  # (coco_splits caches its own)
