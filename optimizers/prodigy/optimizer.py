@@ -73,4 +73,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
             d0=opt.d0,
             d_coef=opt.d_coef,
         )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}
