@@ -97,8 +97,8 @@ def test_equal_values_written_differently_are_one_run():
 
 
 def test_a_sweep_over_list_values():
-    runs = grid("tasks=digits", "optimizer.decay_milestones=[0.5,0.75],[0.8,0.9]")
-    assert [r.config["optimizer"]["decay_milestones"] for r in runs] == [[0.5, 0.75], [0.8, 0.9]]
+    runs = grid("tasks=digits", "schedule.decay_milestones=[0.5,0.75],[0.8,0.9]")
+    assert [r.config["schedule"]["decay_milestones"] for r in runs] == [[0.5, 0.75], [0.8, 0.9]]
     assert runs[0].run_id != runs[1].run_id
 
 
@@ -159,10 +159,10 @@ def test_cli_dry_run_prints_the_grid(cli, tmp_path):
 
 def test_shared_schedule_keys_are_checked_before_anything_runs():
     with pytest.raises(ConfigError) as info:
-        grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "optimizer.schedule=cosin",
-             "optimizer.eta_min_factor=2")
+        grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "schedule.name=cosin",
+             "schedule.eta_min_factor=2")
     found = info.value.problems
-    assert ("optimizer.schedule: unknown schedule 'cosin' (known: cosine, step, poly, constant) "
+    assert ("schedule.name: unknown schedule 'cosin' (known: cosine, step, poly, constant) "
             "[task digits, optimizer adamw_baseline]") in found
-    assert any(p.startswith("optimizer.eta_min_factor: must be in [0, 1]") for p in found)
+    assert any(p.startswith("schedule.eta_min_factor: must be in [0, 1]") for p in found)
     assert len(found) == 2  # each problem once, although both optimizers have it

@@ -38,11 +38,15 @@ def task_problems(task: Plugin, optimizer_names: list[str]) -> list[str]:
         if f"optimizer.{key}" in MOVED_KEYS:
             problems.append(f"optimizer.{key} ({source}): the schedule is the task's recipe for every optimizer: "
                             f"move it to the task's schedule section as {MOVED_KEYS['optimizer.' + key]}")
+        elif key in optimizer_names:
+            if value is not None and not isinstance(value, Mapping):
+                problems.append(f"optimizer.{key} ({source}): expected a mapping of {key}'s hyperparameters "
+                                f"(e.g. learning_rate), got {value!r}")
         elif not isinstance(value, Mapping):
             problems.append(f"optimizer.{key} ({source}): a task sets an optimizer's own hyperparameters for that "
                             f"optimizer alone: write optimizer.{default}.{key} (`{key}:` under `{default}:` in the "
                             f"optimizer section)")
-        elif key not in optimizer_names:
+        else:
             problems.append(f"optimizer.{key} ({source}): unknown optimizer {key!r}; a mapping in a task's optimizer "
                             f"section holds that optimizer's values{did_you_mean(key, optimizer_names)}")
     return problems

@@ -1,4 +1,4 @@
-"""Adam (Kingma & Ba, 2015) with coupled L2 weight decay and the shared warmup + decay schedule."""
+"""Adam (Kingma & Ba, 2015) with coupled L2 weight decay and the task's warm-up + decay schedule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prodigy (Mishchenko & Defazio, 2024): Adam whose step size D is estimated on the fly, with the shared
+"""Prodigy (Mishchenko & Defazio, 2024): Adam whose step size D is estimated on the fly, with the task's
 schedule and per-group learning-rate multipliers."""
 
 from __future__ import annotations
