@@ -116,7 +116,7 @@ def _inspect(kind: str, path: Path) -> Plugin:
         plugin.problem = str(exc)
         return plugin
     if not isinstance(defaults, dict):
-        plugin.problem = f"{path / 'default.yaml'}: expected a mapping with sections task, optimizer, engine, evaluation"
+        plugin.problem = f"{path / 'default.yaml'}: expected a mapping with sections task, optimizer, schedule, engine, evaluation"
         return plugin
     plugin.defaults = defaults
     foreign = [str(k) for k in defaults if k not in OPTIMIZER_SECTIONS] if kind == "optimizer" else []
