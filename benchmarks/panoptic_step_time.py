@@ -4,7 +4,7 @@ hand-written PyTorch loop over the same model, batches and optimizer.
 
 Both sides train the same thing: the task's Mask2Former (tiny preset) and its adapter, the data module's
 training loader (bundled 128x128 scenes: flip, large-scale jitter and a 128x128 crop, batch 16, shuffled
-by (seed, epoch)), AdamW with the optimizer plugin's parameter groups and its step schedule stepped after
+by (seed, epoch)), AdamW with the optimizer plugin's parameter groups and the task's step schedule stepped after
 every step, and the recipe's gradient clipping (global norm 5.0). The reference loop is plain PyTorch:
 inputs, forward (the model computes its loss), zero_grad, backward, clip, step, scheduler step; no
 callbacks, no logging, no validation.

@@ -124,7 +124,7 @@ def test_split_top_level_splits_only_outside_brackets_and_quotes():
 def test_comma_lists_become_axes_and_brackets_list_values():
     request = parse_overrides([
         "optimizer.learning_rate=1e-3,1e-2",
-        "optimizer.decay_milestones=[0.5,0.75]",
+        "schedule.decay_milestones=[0.5,0.75]",
         "task.hidden_size=[1,2],[3,4]",
         "task.batch_size=32",
     ])
@@ -132,7 +132,7 @@ def test_comma_lists_become_axes_and_brackets_list_values():
         ("optimizer.learning_rate", (1e-3, 1e-2)),
         ("task.hidden_size", ([1, 2], [3, 4])),
     ]
-    assert request.layers[0].values == {"optimizer": {"decay_milestones": [0.5, 0.75]}, "task": {"batch_size": 32}}
+    assert request.layers[0].values == {"schedule": {"decay_milestones": [0.5, 0.75]}, "task": {"batch_size": 32}}
 
 
 def test_selectors_and_their_aliases():
@@ -286,7 +286,7 @@ def test_every_validation_problem_is_reported_at_once():
         "task.batch_size=abc",
         "task.batch_size_=1",
         "engine.deterministic=yes",
-        "optimizer.decay_milestones=0.5",
+        "schedule.decay_milestones=0.5",
         "engine.sbatch_args=5",
         "optimizer.learning_rate=[1,2]",
     )
@@ -297,7 +297,7 @@ def test_every_validation_problem_is_reported_at_once():
         ("engine.sead", "did you mean engine.seed?"),
         ("task.batch_size_", "did you mean task.batch_size?"),
         ("engine.deterministic", "expected a boolean, got 'yes'"),
-        ("optimizer.decay_milestones", "expected a list"),
+        ("schedule.decay_milestones", "expected a list"),
         ("engine.sbatch_args", "expected a mapping"),
         ("optimizer.learning_rate", "expected a number"),
     ]

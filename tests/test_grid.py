@@ -97,19 +97,9 @@ def test_equal_values_written_differently_are_one_run():
     assert len(grid("tasks=digits", "optimizer.learning_rate=1,1.0")) == 1  # the int is widened to a float
 
 
-def schedule_key(key: str) -> str:
-    """The dotted name of a schedule key: in a top-level `schedule` section where the engine has one
-    (schedule.name), else among the optimizer's keys (optimizer.schedule)."""
-    if "schedule" in grid("tasks=digits")[0].config:
-        return "schedule.name" if key == "schedule" else f"schedule.{key}"
-    return f"optimizer.{key}"
-
-
 def test_a_sweep_over_list_values():
-    milestones = schedule_key("decay_milestones")
-    runs = grid("tasks=digits", f"{schedule_key('schedule')}=step", f"{milestones}=[0.5,0.75],[0.8,0.9]")
-    section, key = milestones.split(".")
-    assert [r.config[section][key] for r in runs] == [[0.5, 0.75], [0.8, 0.9]]
+    runs = grid("tasks=digits", "schedule.name=step", "schedule.decay_milestones=[0.5,0.75],[0.8,0.9]")
+    assert [r.config["schedule"]["decay_milestones"] for r in runs] == [[0.5, 0.75], [0.8, 0.9]]
     assert runs[0].run_id != runs[1].run_id
 
 
@@ -124,8 +114,8 @@ def test_a_sweep_over_list_values():
     ("constant", "warmup_steps", "3", True),
 ])
 def test_schedule_keys_the_schedule_never_reads_do_not_split_a_run(schedule, key, value, matters):
-    chosen = f"{schedule_key('schedule')}={schedule}"
-    assert (single_id(chosen, f"{schedule_key(key)}={value}") != single_id(chosen)) is matters
+    chosen = f"schedule.name={schedule}"
+    assert (single_id(chosen, f"schedule.{key}={value}") != single_id(chosen)) is matters
 
 
 def test_the_identity_names_the_device_kind_and_precision_a_run_trains_in():
@@ -235,10 +225,10 @@ def test_cli_dry_run_prints_the_grid(cli, tmp_path):
 
 def test_shared_schedule_keys_are_checked_before_anything_runs():
     with pytest.raises(ConfigError) as info:
-        grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "optimizer.schedule=cosin",
-             "optimizer.eta_min_factor=2")
+        grid("tasks=digits", "optimizers=adamw_baseline,sgd_baseline", "schedule.name=cosin",
+             "schedule.eta_min_factor=2")
     found = info.value.problems
-    assert ("optimizer.schedule: unknown schedule 'cosin' (known: cosine, step, poly, constant) "
+    assert ("schedule.name: unknown schedule 'cosin' (known: cosine, step, poly, constant) "
             "[task digits, optimizer adamw_baseline]") in found
-    assert any(p.startswith("optimizer.eta_min_factor: must be in [0, 1]") for p in found)
+    assert any(p.startswith("schedule.eta_min_factor: must be in [0, 1]") for p in found)
     assert len(found) == 2  # each problem once, although both optimizers have it

@@ -64,12 +64,12 @@ class Triplets(nn.Module):
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_each_group_gets_its_learning_rate_multiplier(optimizer):
-    """Through the plugin's own configure_optimizers and the shared schedule (with a warmup): every group's
+    """Through the plugin's own configure_optimizers and the task's schedule (with a warm-up): every group's
     lr is base lr x its lr_multiplier x the schedule at every step; the first step moves the 0.1x copy by
     exactly a tenth of the 1x copy's move (weights and biases, weight decay included); the 0x copy never
     moves."""
     steps = 6
-    config = resolved(optimizer, "optimizer.warmup_steps=2", "optimizer.weight_decay=0.1", total_steps=steps)
+    config = resolved(optimizer, "schedule.warmup_steps=2", "optimizer.weight_decay=0.1", total_steps=steps)
     net = Triplets()
     model = GroupedModel(net, [ParameterGroup.from_prefix(net, "tenth", lr_multiplier=0.1),
                                ParameterGroup.from_prefix(net, "frozen", lr_multiplier=0.0)])
@@ -77,7 +77,7 @@ def test_each_group_gets_its_learning_rate_multiplier(optimizer):
     opt, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     if has_modes(opt):
         opt.train()  # what the engine's OptimizerModes does before the first step
-    factor, base = schedule_from_config(config.optimizer, steps), config.optimizer.learning_rate
+    factor, base = schedule_from_config(config.schedule, steps), config.optimizer.learning_rate
     generator = torch.Generator().manual_seed(0)
     x, y = torch.randn(16, 6, generator=generator, dtype=torch.float64), torch.randn(16, 4, generator=generator, dtype=torch.float64)
     start = {name: p.detach().clone() for name, p in net.named_parameters()}
@@ -239,7 +239,7 @@ def test_no_decay_parameters_get_no_weight_decay(optimizer):
     # small next to wd x weight, so even Adam's coupled L2 changes the sign of a first step's gradient
     gradients = {name: 1e-3 * torch.randn_like(p) for name, p in start.items()}
     for weight_decay, net in nets.items():
-        config = resolved(optimizer, f"optimizer.weight_decay={weight_decay}", "optimizer.warmup_steps=0")
+        config = resolved(optimizer, f"optimizer.weight_decay={weight_decay}", "schedule.warmup_steps=0")
         opt = plugin.configure_optimizers(GroupedModel(net), config)["optimizer"]
         assert _decay_by_parameter(opt, net) == {**dict.fromkeys(DECAYED, weight_decay), **dict.fromkeys(NOT_DECAYED, 0.0)}
         if has_modes(opt):

@@ -96,7 +96,7 @@ def _weights(run_dir, spec) -> tuple[dict, dict]:
 
 
 SGD_PLAIN = ("tasks=digits", "optimizers=sgd_baseline", "optimizer.momentum=0.0", "optimizer.weight_decay=0.0",
-             "optimizer.schedule=constant", "optimizer.learning_rate=0.1", "task.max_epochs=1")
+             "schedule.name=constant", "optimizer.learning_rate=0.1", "task.max_epochs=1")
 
 
 @pytest.mark.slow

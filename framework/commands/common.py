@@ -8,7 +8,7 @@ import argparse
 def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments that select a grid, shared by every command that reads one (run, prepare, ...)."""
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="selections, values and sweeps (see below)")
-    parser.add_argument("-e", "--experiment", metavar="FILE", help="experiment YAML (sections task, optimizer, engine, evaluation, sweep)")
+    parser.add_argument("-e", "--experiment", metavar="FILE", help="experiment YAML (sections task, optimizer, schedule, engine, evaluation, sweep)")
     parser.add_argument("-o", "--output", metavar="DIR", help="output folder (engine.output_dir, default results)")
 
 

@@ -16,10 +16,12 @@ overrides:
   optimizers=x,y        optimizers to run (default: each task's default optimizer)
   section.key=value     set a value, e.g. task.batch_size=128 engine.devices=2
   section.key=v1,v2     sweep: every value becomes a grid axis, e.g. optimizer.learning_rate=1e-4,1e-3
-  section.key=[v1,v2]   a list value (brackets), e.g. optimizer.decay_milestones=[0.5,0.75]
+  section.key=[v1,v2]   a list value (brackets), e.g. schedule.decay_milestones=[0.5,0.75]
   engine.seed=1,2,3     seeds are a sweep axis like any other
 
-merge order: engine defaults < optimizer default.yaml < task default.yaml < experiment file < command line.
+merge order: engine defaults < optimizer default.yaml < task default.yaml (its recipe, incl. `schedule`, applies
+to every optimizer) < schedule keys an optimizer replaces (shown in the dry run's schedule column, recorded in
+schedule.overridden_by) < experiment file < command line.
 Finished runs are skipped, unfinished ones resume from their last checkpoint (--force reruns).
 A cell that another `framework run` is training (its run directory's .lock) is reported `locked` and left
 alone; the lock of a process that died is taken over, and a run whose lock is taken over stops at a step
@@ -81,7 +83,6 @@ def handler(args: argparse.Namespace) -> int:
     from framework.config.grid import describe_axes, expand
     from framework.config.registry import Registry
     from framework.executors import slurm
-    from framework.results import run_folder
 
     request = read_request(args)
     registry = Registry(request.plugin_paths())
@@ -93,13 +94,7 @@ def handler(args: argparse.Namespace) -> int:
         if not check_grid(runs, registry):
             return 1
     if args.dry_run:
-        rows = []
-        for i, spec in enumerate(runs, 1):
-            status = run_folder.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
-            rows.append([str(i), spec.task, spec.optimizer, spec.run_id, *(fmt(spec.sweep.get(k, "")) for k in axes), status.get("state", "new")])
-        print(table(["#", "task", "optimizer", "run_id", *axes, "state"], rows))
-        print(f"{len(runs)} runs (dry run: nothing was run)")
-        return 0
+        return _dry_run(runs, axes)
     if not runs:
         print("0 runs")
         return 0
@@ -124,6 +119,22 @@ def handler(args: argparse.Namespace) -> int:
     print(f"{len(runs)} runs -> {output} ({where})", flush=True)
     outcomes = run_all(runs, request.plugin_paths(), workers, force=args.force, report=Progress(len(runs), workers))
     return _summary(runs, outcomes, axes)
+
+
+def _dry_run(runs, axes: list[str]) -> int:
+    """The grid as a table, with each run's learning-rate schedule: the task's recipe, and any key its
+    optimizer replaced (schedule.overridden_by), so a comparison's schedules can be checked before it runs."""
+    from framework.config.schedules import describe_schedule
+    from framework.results import run_folder
+
+    rows = []
+    for i, spec in enumerate(runs, 1):
+        status = run_folder.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
+        rows.append([str(i), spec.task, spec.optimizer, spec.run_id, *(fmt(spec.sweep.get(k, "")) for k in axes),
+                     describe_schedule(spec.config["schedule"]), status.get("state", "new")])
+    print(table(["#", "task", "optimizer", "run_id", *axes, "schedule", "state"], rows))
+    print(f"{len(runs)} runs (dry run: nothing was run)")
+    return 0
 
 
 def _summary(runs, outcomes: list[dict], axes: list[str]) -> int:

@@ -4,6 +4,9 @@
     schema.py      the defaults are the schema: check a layer's keys and types, merge it
     checks.py      value rules on the resolved configuration (ranges, choices, the batch size rule)
     node.py        Node: the frozen configuration a run receives
+    recipe.py      the plugins' layers: the task's training recipe for every optimizer, an optimizer's
+                   schedule replacements (schedule.overridden_by)
+    schedules.py   the learning-rate schedule of the `schedule` section
     grid.py        Request -> [RunSpec] with stable run ids; registry.py finds the plugins
 
 The names below are the package's interface; everything here is pure Python (no torch).

@@ -117,13 +117,12 @@ def check_semantics(config: Mapping[str, Any]) -> list[str]:
     for name in engine.get("test_checkpoints", []):
         if name not in ("best", "last"):
             bad("engine.test_checkpoints", f"entries must be best or last, got {name!r}")
-    if "schedule" in config["optimizer"]:  # the optimizer uses the shared schedule: check its keys now
-        from framework.config.schedules import schedule_from_config
+    from framework.config.schedules import schedule_problems
 
-        try:
-            schedule_from_config(config["optimizer"], total_steps=1)
-        except ValueError as exc:
-            problems += [p.strip() for p in str(exc).split("; ")]
+    # Checked now so that --dry-run reports it. A run takes at most max_steps steps (exactly, without
+    # max_epochs), and a warm-up too long for max_steps is too long for fewer; by epochs the length is
+    # known only once the data is read, and the run checks it then.
+    problems += schedule_problems(config["schedule"], steps if _positive_int(steps) else None)
     target = evaluation.get("target")
     if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float)) or target != target):  # NaN: never reached
         bad("evaluation.target", f"must be a number (a value of {task.get('target_metric')}) or null, got {target!r}")

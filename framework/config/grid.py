@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.config import Layer, Request, apply_layer, check_semantics, load_engine_defaults, nest
+from framework.config import recipe
 from framework.config.identity import identity
 from framework.config.registry import Plugin, Registry
 from framework.errors import ConfigError
@@ -58,29 +59,19 @@ def _schema(engine_defaults: dict, task: Plugin, optimizer: Plugin) -> dict[str,
     return schema
 
 
-def _default_layers(task: Plugin, optimizer: Plugin) -> list[Layer]:
-    """The plugins' own overrides of other sections. A task's optimizer values apply only to the
-    optimizer its default.yaml names."""
-    layers = []
-    optimizer_rest = {k: v for k, v in optimizer.defaults.items() if k != "optimizer"}
-    if optimizer_rest:
-        layers.append(Layer(str(optimizer.path / "default.yaml"), optimizer_rest))
-    task_rest = {k: v for k, v in task.defaults.items() if k not in ("task", "optimizer")}
-    task_optimizer = dict(task.defaults.get("optimizer") or {})
-    if task_optimizer.pop("name", None) == optimizer.name and task_optimizer:
-        task_rest["optimizer"] = task_optimizer
-    if task_rest:
-        layers.append(Layer(str(task.path / "default.yaml"), task_rest))
-    return layers
-
-
 def resolve(
     engine_defaults: dict, task: Plugin, optimizer: Plugin, layers: list[Layer], problems: list[str]
 ) -> dict[str, Any]:
-    """The configuration of one run: schema from the defaults, then each layer validated and merged."""
+    """The configuration of one run: schema from the defaults, then each layer validated and merged: the
+    task's recipe, the schedule keys the optimizer replaces (recorded in schedule.overridden_by), then
+    `layers` (experiment file, command line, sweep values); see framework/config/recipe.py."""
     schema = _schema(engine_defaults, task, optimizer)
     config = copy.deepcopy(schema)
-    for layer in _default_layers(task, optimizer) + layers:
+    task_values = recipe.task_layer(task, optimizer)
+    if task_values is not None:
+        apply_layer(config, schema, task_values.values, task_values.source, problems)
+    recipe.apply_schedule_override(config, schema, optimizer, layers, problems)
+    for layer in layers:
         apply_layer(config, schema, layer.values, layer.source, problems)
     config["task"]["name"] = task.name
     config["optimizer"]["name"] = optimizer.name
@@ -101,6 +92,7 @@ def expand(request: Request, registry: Registry) -> list[RunSpec]:
     runs: list[RunSpec] = []
     seen_problems: set[str] = set()
     for task in tasks:
+        problems += recipe.task_problems(task, list(registry.optimizers))
         names = request.optimizers or [task.defaults["optimizer"]["name"]]
         optimizers, optimizer_problems = registry.select("optimizer", names)
         problems += [p for p in optimizer_problems if p not in problems]

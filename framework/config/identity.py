@@ -31,16 +31,6 @@ UNUSED_SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _schedule_section(config: Mapping[str, Any]) -> tuple[dict | None, Any]:
-    """The section that holds the schedule keys and the schedule's name: a top-level `schedule`
-    section (schedule.name) where there is one, else the optimizer's keys (optimizer.schedule)."""
-    section = config.get("schedule")
-    if isinstance(section, dict):
-        return section, section.get("name")
-    section = config.get("optimizer")
-    return (section, section.get("schedule")) if isinstance(section, dict) else (None, None)
-
-
 def _drop(node: dict, dotted: str) -> None:
     *parents, last = dotted.split(".")
     for part in parents:
@@ -57,10 +47,10 @@ def identity(config: Mapping[str, Any], leave_out: Iterable[str] = ()) -> dict[s
         device = identity_device(engine)
         engine["precision"] = identity_precision(engine, device)
         engine["accelerator"] = device
-    section, name = _schedule_section(result)
-    if section is not None:
-        for key in UNUSED_SCHEDULE_KEYS.get(str(name), ()):
-            section.pop(key, None)
+    schedule = result.get("schedule")
+    if isinstance(schedule, dict):
+        for key in UNUSED_SCHEDULE_KEYS.get(str(schedule.get("name")), ()):
+            schedule.pop(key, None)
     for dotted in leave_out:
         _drop(result, dotted)
     return result

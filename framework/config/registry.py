@@ -32,6 +32,10 @@ TASK_REQUIRED = (
     "evaluation.plot.limits", "optimizer.name",
 )
 OPTIMIZER_REQUIRED = ("optimizer.name",)
+# The sections an optimizer's default.yaml may hold: its own hyperparameters and the schedule keys it
+# replaces (framework/config/recipe.py). The rest of the training recipe (epochs, batch size, clipping,
+# precision, ...) is the task's, so that every optimizer trains it alike.
+OPTIMIZER_SECTIONS = ("optimizer", "schedule")
 EXCLUDED_FROM_ALL = {"template"}
 
 
@@ -112,9 +116,15 @@ def _inspect(kind: str, path: Path) -> Plugin:
         plugin.problem = str(exc)
         return plugin
     if not isinstance(defaults, dict):
-        plugin.problem = f"{path / 'default.yaml'}: expected a mapping with sections task, optimizer, engine, evaluation"
+        plugin.problem = f"{path / 'default.yaml'}: expected a mapping with sections task, optimizer, schedule, engine, evaluation"
         return plugin
     plugin.defaults = defaults
+    foreign = [str(k) for k in defaults if k not in OPTIMIZER_SECTIONS] if kind == "optimizer" else []
+    if foreign:
+        plugin.problem = (f"{path / 'default.yaml'}: section {', '.join(foreign)} is not allowed in an optimizer's "
+                          f"default.yaml (only optimizer, and schedule for the schedule keys it replaces): the rest "
+                          f"of the training recipe is the task's; remove it")
+        return plugin
     required = TASK_REQUIRED if kind == "task" else OPTIMIZER_REQUIRED
     absent = [key for key in required if not _lookup(defaults, key)[0]]
     if kind == "task" and not (_lookup(defaults, "task.max_epochs")[0] or _lookup(defaults, "task.max_steps")[0]):

@@ -11,7 +11,7 @@ from typing import Any
 
 from framework.config.schema import flatten
 
-SECTIONS = ("task", "optimizer", "engine", "evaluation")
+SECTIONS = ("task", "optimizer", "schedule", "engine", "evaluation")
 # Keys chosen by the `tasks=` / `optimizers=` axes rather than set as values.
 SELECTOR_KEYS = {"task.name": "tasks", "optimizer.name": "optimizers", "task": "tasks", "optimizer": "optimizers"}
 

@@ -1,45 +1,42 @@
-"""The learning-rate schedule every optimizer plugin shares: linear warmup, then one decay shape.
+"""The learning-rate schedule of every run: linear warm-up, then one decay shape.
 
-One schedule implementation for all optimizers keeps a comparison fair: two optimizers differ in their
-update rule, never in how their learning rate moves. The schedule is a factor applied through
-`LambdaLR`, which multiplies each parameter group's own initial lr, so group multipliers (a backbone at
-0.1x) carry through warmup and decay unchanged.
+The schedule is part of the task's training recipe (the `schedule` config section, set in the task's
+default.yaml), so two optimizers on one task differ in their update rule, never in how their learning
+rate moves; an optimizer that needs another schedule replaces keys in its own default.yaml, and the run
+records it in `schedule.overridden_by` (framework/config/grid.py). The schedule is a factor applied
+through `LambdaLR`, which multiplies each parameter group's own initial lr, so group multipliers (a
+backbone at 0.1x) carry through warm-up and decay unchanged.
 
-Step k (0-based; LambdaLR evaluates step 0 at construction and one more after every optimizer step):
+Step k (0-based; LambdaLR evaluates step 0 at construction and one more after every optimizer step),
+with T the run's total steps and W the warm-up steps:
 
-- warmup (k < W): factor (k + 1) / W, so the first step already moves and step W - 1 runs at the
+- warm-up (k < W): ramp (k + 1) / W, so the first step already moves and step W - 1 runs at the
   full lr;
-- then, with t = (k - W) / (total_steps - W) the fraction of the decay phase done (clamped to [0, 1]):
-  cosine: floor + (1 - floor) * (1 + cos(pi t)) / 2;  poly: floor + (1 - floor) * (1 - t) ** power;
-  step: gamma ** (number of milestones reached by t);  constant: 1.
-  The factor reaches the floor at k = total_steps, i.e. after the last step, so no step is wasted at
-  a zero learning rate.
+- cosine and poly decay over the steps after the warm-up: with t = (k - W) / (T - W) (clamped to
+  [0, 1]), cosine: floor + (1 - floor) * (1 + cos(pi t)) / 2;  poly: floor + (1 - floor) * (1 - t) ** power;
+- step: gamma ** (number of milestones reached), the milestones being fractions of ALL T steps, warm-up
+  included (as Mask2Former's "x0.1 at 90 % and 95 % of the iterations"); a milestone inside the warm-up
+  scales its ramp;
+- constant: 1 after the warm-up.
+The cosine and poly factors reach the floor at k = T, i.e. after the last step, so no step is wasted at a
+zero learning rate.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 SCHEDULES = ("cosine", "step", "poly", "constant")
-# Used where a config section has no schedule keys at all: such an optimizer trains at a constant lr.
-_DEFAULTS: dict[str, Any] = {
-    "schedule": "constant",
-    "warmup_steps": 0,
-    "warmup_fraction": 0.0,
-    "eta_min_factor": 0.0,
-    "decay_milestones": (0.9, 0.95),
-    "decay_gamma": 0.1,
-    "poly_power": 1.0,
-}
 
 
 def lr_factor(
     step: int,
     total_steps: int,
-    schedule: str = "cosine",
+    name: str = "cosine",
     warmup_steps: int = 0,
     *,
     eta_min_factor: float = 0.0,
@@ -50,24 +47,23 @@ def lr_factor(
     """The factor that multiplies each group's base lr at optimizer step `step` (0-based).
 
     `eta_min_factor` is the floor of cosine and poly as a fraction of the base lr; `decay_milestones`
-    are fractions of the decay phase at which the step schedule multiplies the lr by `decay_gamma`.
+    are fractions of all `total_steps` (warm-up included) at which the step schedule multiplies the lr
+    by `decay_gamma`.
     """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    decay_steps = max(1, total_steps - warmup_steps)
-    done = min(max(step - warmup_steps, 0), decay_steps)
-    t = done / decay_steps
-    if schedule == "constant":
-        return 1.0
-    if schedule == "cosine":
-        return eta_min_factor + (1.0 - eta_min_factor) * 0.5 * (1.0 + math.cos(math.pi * t))
-    if schedule == "poly":
-        return eta_min_factor + (1.0 - eta_min_factor) * (1.0 - t) ** poly_power
-    if schedule == "step":
+    ramp = (step + 1) / warmup_steps if step < warmup_steps else 1.0
+    if name == "step":
         # Compare in whole steps: 0.7 * 10 is 7.000000000000001 in floating point.
-        reached = sum(done >= math.ceil(m * decay_steps - 1e-9) for m in decay_milestones)
-        return decay_gamma**reached
-    raise ValueError(f"optimizer.schedule: unknown schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
+        reached = sum(step >= math.ceil(m * total_steps - 1e-9) for m in decay_milestones)
+        return ramp * decay_gamma**reached
+    if name not in SCHEDULES:
+        raise ValueError(f"schedule.name: unknown schedule {name!r} (known: {', '.join(SCHEDULES)})")
+    if step < warmup_steps or name == "constant":
+        return ramp
+    decay_steps = max(1, total_steps - warmup_steps)
+    t = min(step - warmup_steps, decay_steps) / decay_steps
+    if name == "cosine":
+        return eta_min_factor + (1.0 - eta_min_factor) * 0.5 * (1.0 + math.cos(math.pi * t))
+    return eta_min_factor + (1.0 - eta_min_factor) * (1.0 - t) ** poly_power
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ class Schedule:
     """
 
     total_steps: int
-    schedule: str = "constant"
+    name: str = "cosine"
     warmup_steps: int = 0
     eta_min_factor: float = 0.0
     decay_milestones: tuple[float, ...] = (0.9, 0.95)
@@ -90,7 +86,7 @@ class Schedule:
         return lr_factor(
             step,
             self.total_steps,
-            self.schedule,
+            self.name,
             self.warmup_steps,
             eta_min_factor=self.eta_min_factor,
             decay_milestones=self.decay_milestones,
@@ -99,55 +95,115 @@ class Schedule:
         )
 
 
-def schedule_from_config(config_optimizer: Mapping[str, Any], total_steps: int) -> Schedule:
-    """Read and check the schedule keys of the `optimizer` config section; every problem names its key."""
+@functools.lru_cache(maxsize=1)
+def _defaults() -> dict[str, Any]:
+    # A section given by hand (a test, a benchmark) may leave keys out: they take the engine's defaults.
+    from framework.config.schema import load_engine_defaults
 
-    def get(key: str) -> Any:
-        value = config_optimizer.get(key)
-        return _DEFAULTS[key] if value is None else value
+    return load_engine_defaults()["schedule"]
 
-    problems = []
-    schedule = get("schedule")
-    if schedule not in SCHEDULES:
-        problems.append(f"optimizer.schedule: unknown schedule {schedule!r} (known: {', '.join(SCHEDULES)})")
-    if not isinstance(total_steps, int) or total_steps < 1:
-        problems.append(f"run.total_steps: must be a positive integer, got {total_steps!r}")
-        total_steps = 1
-    warmup_steps, warmup_fraction = get("warmup_steps"), float(get("warmup_fraction"))
-    if not isinstance(warmup_steps, int) or warmup_steps < 0:
-        problems.append(f"optimizer.warmup_steps: must be an integer >= 0, got {warmup_steps!r}")
-        warmup_steps = 0
-    if not 0.0 <= warmup_fraction < 1.0:
-        problems.append(f"optimizer.warmup_fraction: must be in [0, 1), got {warmup_fraction!r}")
-    elif warmup_fraction > 0:
-        if warmup_steps > 0:
-            problems.append("optimizer.warmup_steps and optimizer.warmup_fraction are both set; set only one")
-        warmup_steps = round(warmup_fraction * total_steps)
-    eta_min_factor = float(get("eta_min_factor"))
-    if not 0.0 <= eta_min_factor <= 1.0:
-        problems.append(f"optimizer.eta_min_factor: must be in [0, 1] (a fraction of the base lr), got {eta_min_factor!r}")
-    milestones = tuple(float(m) for m in get("decay_milestones"))
-    if any(not 0.0 < m <= 1.0 for m in milestones):
-        problems.append(f"optimizer.decay_milestones: must be fractions of training in (0, 1], got {list(milestones)}")
-    decay_gamma, poly_power = float(get("decay_gamma")), float(get("poly_power"))
-    if decay_gamma <= 0:
-        problems.append(f"optimizer.decay_gamma: must be > 0, got {decay_gamma!r}")
-    if poly_power <= 0:
-        problems.append(f"optimizer.poly_power: must be > 0, got {poly_power!r}")
+
+def _check_section(section: Any) -> None:
+    """A plugin written for the old layout passes its optimizer section: say what to pass instead."""
+    if not isinstance(section, Mapping) or "name" not in section or "learning_rate" in section:
+        raise TypeError(
+            "the schedule is read from the `schedule` config section, not the optimizer's: call "
+            "build_scheduler(optimizer, config.schedule, config.run.total_steps) "
+            "(schedule_from_config(config.schedule, total_steps))"
+        )
+
+
+def _warmup(section: Mapping[str, Any], total_steps: int | None, problems: list[str]) -> int:
+    """The warm-up in steps; a warm-up that takes the whole run is a problem (known when total_steps is)."""
+    steps, fraction = section["warmup_steps"], section["warmup_fraction"]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        problems.append(f"schedule.warmup_steps: must be an integer >= 0, got {steps!r}")
+        steps = 0
+    if not 0.0 <= fraction < 1.0:
+        problems.append(f"schedule.warmup_fraction: must be in [0, 1), got {fraction!r}")
+    elif fraction > 0:
+        if steps > 0:
+            problems.append("schedule.warmup_steps and schedule.warmup_fraction are both set; set only one")
+        if total_steps is None:
+            return 0
+        steps = round(fraction * total_steps)
+        if steps >= total_steps:
+            problems.append(f"schedule.warmup_fraction: {fraction} of the run's {total_steps} steps is {steps} warm-up "
+                            f"steps, the whole run; use a smaller fraction")
+        return steps
+    if total_steps is not None and steps >= total_steps:
+        problems.append(f"schedule.warmup_steps: {steps} warm-up steps take the whole run of {total_steps} steps; "
+                        f"use fewer (or schedule.warmup_fraction) or train longer")
+    return steps
+
+
+def schedule_problems(section: Mapping[str, Any], total_steps: int | None = None) -> list[str]:
+    """Every problem of a `schedule` section, each naming its key. `total_steps` None: the run's length is
+    not known yet (a task training by epochs, before its data is read), so the warm-up is not compared."""
+    _check_section(section)
+    section = {**_defaults(), **{k: v for k, v in section.items() if v is not None}}
+    problems: list[str] = []
+    if section["name"] not in SCHEDULES:
+        problems.append(f"schedule.name: unknown schedule {section['name']!r} (known: {', '.join(SCHEDULES)})")
+    _warmup(section, total_steps, problems)
+    if not 0.0 <= section["eta_min_factor"] <= 1.0:
+        problems.append(f"schedule.eta_min_factor: must be in [0, 1] (a fraction of the base lr), got {section['eta_min_factor']!r}")
+    milestones = list(section["decay_milestones"])
+    if any(isinstance(m, bool) or not isinstance(m, (int, float)) or not 0.0 < m <= 1.0 for m in milestones):
+        problems.append(f"schedule.decay_milestones: must be fractions of all steps in (0, 1], got {milestones}")
+    elif milestones != sorted(milestones):
+        problems.append(f"schedule.decay_milestones: must be in increasing order, got {milestones}")
+    for key in ("decay_gamma", "poly_power"):
+        if not section[key] > 0:
+            problems.append(f"schedule.{key}: must be > 0, got {section[key]!r}")
+    return problems
+
+
+def schedule_from_config(section: Mapping[str, Any], total_steps: int) -> Schedule:
+    """The schedule of a run of `total_steps` optimizer steps from its `schedule` config section
+    (`config.schedule`); raises one ValueError naming every bad key."""
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+        raise ValueError(f"run.total_steps: must be a positive integer, got {total_steps!r}")
+    problems = schedule_problems(section, total_steps)
     if problems:
         raise ValueError("; ".join(problems))
-    return Schedule(total_steps, schedule, warmup_steps, eta_min_factor, milestones, decay_gamma, poly_power)
+    values = {**_defaults(), **{k: v for k, v in section.items() if v is not None}}
+    warmup = _warmup(values, total_steps, [])
+    return Schedule(total_steps, values["name"], warmup, float(values["eta_min_factor"]),
+                    tuple(float(m) for m in values["decay_milestones"]), float(values["decay_gamma"]),
+                    float(values["poly_power"]))
 
 
-def build_scheduler(optimizer: Any, config_optimizer: Mapping[str, Any], total_steps: int) -> dict[str, Any]:
-    """The Lightning scheduler dict for `optimizer`, stepped after every optimizer step.
+def build_scheduler(optimizer: Any, section: Mapping[str, Any], total_steps: int) -> dict[str, Any]:
+    """The Lightning scheduler dict for `optimizer`, stepped after every optimizer step; `section` is the
+    run's `config.schedule`.
 
     Always a scheduler, even for a constant lr, so every run logs the same lr trace ("lr/<group>").
     """
     from torch.optim.lr_scheduler import LambdaLR
 
-    scheduler = LambdaLR(optimizer, schedule_from_config(config_optimizer, total_steps))
+    scheduler = LambdaLR(optimizer, schedule_from_config(section, total_steps))
     return {"scheduler": scheduler, "interval": "step", "frequency": 1, "name": "lr"}
 
 
-__all__ = ["SCHEDULES", "Schedule", "build_scheduler", "lr_factor", "schedule_from_config"]
+def describe_schedule(section: Mapping[str, Any]) -> str:
+    """The schedule in a few words, for `framework run --dry-run`: `warm-up 5%, then poly (power 1)`,
+    `step x0.1 at 90%, 95% of all steps`, `constant (adamw_schedulefree replaced name)`."""
+    steps, fraction = section.get("warmup_steps") or 0, section.get("warmup_fraction") or 0.0
+    warmup = f"warm-up {steps} steps, then " if steps else f"warm-up {fraction * 100:g}%, then " if fraction else ""
+    name, floor = section.get("name"), section.get("eta_min_factor") or 0.0
+    shape = {
+        "cosine": "cosine" + (f" to {floor:g}x" if floor else ""),
+        "poly": f"poly (power {section.get('poly_power', 1.0):g})" + (f" to {floor:g}x" if floor else ""),
+        "step": f"step x{section.get('decay_gamma', 0.1):g} at "
+                + ", ".join(f"{m * 100:g}%" for m in section.get("decay_milestones") or ()) + " of all steps",
+    }.get(name, str(name))
+    by: dict[str, list[str]] = {}
+    for key, optimizer in (section.get("overridden_by") or {}).items():
+        by.setdefault(optimizer, []).append(key)
+    replaced = "".join(f" ({optimizer} replaced {', '.join(keys)})" for optimizer, keys in by.items())
+    return warmup + shape + replaced
+
+
+__all__ = ["SCHEDULES", "Schedule", "build_scheduler", "describe_schedule", "lr_factor", "schedule_from_config",
+           "schedule_problems"]

@@ -18,6 +18,12 @@ from framework.config.file_io import load_yaml
 ENGINE_DEFAULTS_FILE = Path(__file__).with_name("engine_defaults.yaml")
 # Keys that may be null even though their default is not: a task trains for epochs or for steps.
 NULLABLE = {"task.max_epochs", "task.max_steps", "evaluation.plot.limits"}
+# The schedule keys that were optimizer keys before the schedule became the task's `schedule` section:
+# an old command line or experiment file is told the new spelling.
+MOVED_KEYS = {"optimizer.schedule": "schedule.name"} | {
+    f"optimizer.{key}": f"schedule.{key}"
+    for key in ("warmup_steps", "warmup_fraction", "eta_min_factor", "decay_milestones", "decay_gamma", "poly_power")
+}
 
 
 def nest(dotted: str, value: Any) -> dict[str, Any]:
@@ -96,7 +102,9 @@ def apply_layer(config: dict, schema: Mapping, values: Mapping, source: str, pro
         dotted = f"{prefix}{key}"
         if key not in schema:
             candidates = flat_keys(schema, prefix) if prefix else flat_keys(schema)
-            problems.append(f"{dotted} ({source}): unknown key{did_you_mean(dotted, candidates)}")
+            hint = (f"; the schedule is its own section, the same for every optimizer: write {MOVED_KEYS[dotted]}"
+                    if dotted in MOVED_KEYS else did_you_mean(dotted, candidates))
+            problems.append(f"{dotted} ({source}): unknown key{hint}")
             continue
         default = schema[key]
         if isinstance(default, Mapping) and default and isinstance(value, Mapping):

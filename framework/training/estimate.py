@@ -178,6 +178,9 @@ def measure(spec: RunSpec, registry: Registry, steps: int = 10) -> Measurement:
             **config,
             "task": {**config["task"], "batch_size": micro},
             "engine": {**engine, "devices": 1, "accumulate_grad_batches": 1},
+            # the probe fits take a dozen steps, shorter than a recipe's warm-up (refused as taking the whole
+            # run), and the lr's value does not change a step's time
+            "schedule": {**config["schedule"], "warmup_steps": 0, "warmup_fraction": 0.0},
             "run": {"id": spec.run_id, "dir": tmp},
         })
         model, datamodule = load_task(measured, registry)

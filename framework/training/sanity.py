@@ -7,8 +7,10 @@ batches is at least `DROP` below that of the first pass. A failure points at bro
 connected to the parameters, a frozen network, labels that do not match the inputs, a learning rate of
 0) minutes before a grid would waste hours on it. Nothing is written to the output folder.
 
-A schedule with a long absolute warm-up (`warmup_steps` far above STEPS) keeps the learning rate near 0
-during the check and fails it: sweep such values after checking with a shorter warm-up.
+The check trains with the run's own schedule over its STEPS steps: a warm-up of STEPS steps or more
+(`schedule.warmup_steps`) takes the whole check and fails it with the schedule's error, and one far above
+a few steps keeps the learning rate near 0 and fails it too: sweep such values after checking with a
+shorter warm-up.
 """
 
 from __future__ import annotations

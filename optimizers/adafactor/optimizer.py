@@ -1,5 +1,5 @@
 """Adafactor (Shazeer & Stern, 2018): factored second moments and steps relative to the weights' scale,
-with the shared warmup + decay schedule."""
+with the task's warm-up + decay schedule."""
 
 from __future__ import annotations
 
@@ -29,4 +29,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         eps=(opt.eps1, opt.eps2),
         d=opt.clip_threshold,
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

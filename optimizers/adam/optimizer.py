@@ -1,4 +1,4 @@
-"""Adam (Kingma & Ba, 2015) with coupled L2 weight decay and the shared warmup + decay schedule."""
+"""Adam (Kingma & Ba, 2015) with coupled L2 weight decay and the task's warm-up + decay schedule."""
 
 from __future__ import annotations
 
@@ -21,4 +21,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         eps=opt.eps,
         amsgrad=opt.amsgrad,
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

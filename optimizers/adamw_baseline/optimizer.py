@@ -1,4 +1,4 @@
-"""AdamW (Loshchilov & Hutter, 2019) with the shared warmup + decay schedule: the benchmark's reference."""
+"""AdamW (Loshchilov & Hutter, 2019) with the task's warm-up + decay schedule: the benchmark's reference."""
 
 from __future__ import annotations
 
@@ -20,4 +20,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         betas=(opt.beta1, opt.beta2),
         eps=opt.eps,
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

@@ -2,7 +2,8 @@
 
 The engine switches the optimizer to eval mode around validation, testing and checkpointing and back to
 train mode for training steps (framework/training/optimizer_modes.py), so scores and checkpoints use the averaged
-weights. Warmup comes from the shared schedule; the library's own warmup is left at 0 so it is not
+weights. The warm-up is the task's (config.schedule), with the decay replaced by a constant lr in this
+plugin's default.yaml (`schedule: name: constant`); the library's own warm-up is left at 0 so it is not
 applied twice.
 """
 
@@ -28,8 +29,8 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         lr=opt.learning_rate,
         betas=(opt.beta1, opt.beta2),
         eps=opt.eps,
-        warmup_steps=0,  # the shared schedule warms up (optimizer.warmup_steps); the library's warmup is off
+        warmup_steps=0,  # the task's schedule warms up (schedule.warmup_steps); the library's warm-up is off
         r=opt.r,
         weight_lr_power=opt.weight_lr_power,
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

@@ -1,4 +1,4 @@
-"""Lion (Chen et al., 2023): sign of an interpolated momentum, with the shared warmup + decay schedule."""
+"""Lion (Chen et al., 2023): sign of an interpolated momentum, with the task's warm-up + decay schedule."""
 
 from __future__ import annotations
 
@@ -24,4 +24,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         lr=opt.learning_rate,
         betas=(opt.beta1, opt.beta2),
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

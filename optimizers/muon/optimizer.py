@@ -1,5 +1,5 @@
 """Muon (Jordan et al., 2024) on the hidden weight matrices and AdamW on every other parameter, as one
-optimizer with the shared warmup + decay schedule.
+optimizer with the task's warm-up + decay schedule.
 
 Which parameters go to Muon: the 2-D ones that get weight decay (GroupedModel's decay groups), i.e. the
 weight matrices of linear layers. Biases, norms, embeddings and learned tokens (the no-decay groups),
@@ -102,4 +102,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     if adamw_groups:
         parts.append(torch.optim.AdamW(adamw_groups, betas=(opt.beta1, opt.beta2), eps=opt.eps))
     optimizer = Combined(parts)
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

@@ -1,4 +1,4 @@
-"""NAdamW: Adam with Nesterov momentum (Dozat, 2016) and decoupled weight decay, with the shared schedule."""
+"""NAdamW: Adam with Nesterov momentum (Dozat, 2016) and decoupled weight decay, with the task's schedule."""
 
 from __future__ import annotations
 
@@ -20,4 +20,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         momentum_decay=opt.momentum_decay,
         decoupled_weight_decay=True,  # the "W": decay shrinks weights by lr * wd, as in AdamW
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

@@ -1,4 +1,4 @@
-"""Prodigy (Mishchenko & Defazio, 2024): Adam whose step size D is estimated on the fly, with the shared
+"""Prodigy (Mishchenko & Defazio, 2024): Adam whose step size D is estimated on the fly, with the task's
 schedule and per-group learning-rate multipliers."""
 
 from __future__ import annotations
@@ -73,4 +73,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
             d0=opt.d0,
             d_coef=opt.d_coef,
         )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

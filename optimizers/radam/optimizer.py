@@ -1,5 +1,5 @@
 """RAdam (Liu et al., 2020): Adam whose adaptive step is switched on only once its variance estimate is
-reliable, with decoupled weight decay by default and the shared schedule."""
+reliable, with decoupled weight decay by default and the task's schedule."""
 
 from __future__ import annotations
 
@@ -20,4 +20,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         eps=opt.eps,
         decoupled_weight_decay=opt.decoupled_weight_decay,
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

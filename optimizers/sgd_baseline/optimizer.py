@@ -1,4 +1,4 @@
-"""SGD with (Nesterov) momentum and coupled L2 weight decay, with the shared warmup + decay schedule."""
+"""SGD with (Nesterov) momentum and coupled L2 weight decay, with the task's warm-up + decay schedule."""
 
 from __future__ import annotations
 
@@ -21,4 +21,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         momentum=opt.momentum,
         nesterov=opt.nesterov,
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

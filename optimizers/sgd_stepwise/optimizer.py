@@ -20,4 +20,4 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
         momentum=opt.momentum,
         nesterov=opt.nesterov,
     )
-    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, opt, config.run.total_steps)}
+    return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, config.schedule, config.run.total_steps)}

@@ -30,7 +30,8 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
             into decay / no_decay (biases, norms and embeddings get weight_decay 0). Use it rather
             than `model.parameters()`, so per-group multipliers and the decay split are respected.
     config: the run's frozen configuration. Your hyperparameters are in `config.optimizer`
-            (from default.yaml, overridden by experiments and the command line);
+            (from default.yaml, overridden by experiments and the command line); the task's
+            learning-rate schedule is in `config.schedule`;
             `config.run.total_steps` is the number of optimizer steps of the whole run.
     """
     opt = config.optimizer
@@ -43,7 +44,8 @@ def configure_optimizers(model: GroupedModel, config: Any) -> dict[str, Any]:
     groups = model.param_groups(opt.learning_rate, opt.weight_decay)
     # Plain Adam applies weight decay as an L2 term added to the gradient (not decoupled as in AdamW).
     optimizer = torch.optim.Adam(groups, betas=(opt.beta1, opt.beta2), eps=opt.eps)
-    # The shared schedule reads optimizer.schedule, warmup_steps, eta_min_factor, ... from the config.
-    # Always return it (even for a constant lr) so every run logs the same learning-rate trace.
-    scheduler = build_scheduler(optimizer, opt, config.run.total_steps)
+    # The schedule is the task's recipe (config.schedule: name, warmup_steps, decay_milestones, ...), the
+    # same for every optimizer: pass that section, never your own. Always return it (even for a constant
+    # lr) so every run logs the same learning-rate trace.
+    scheduler = build_scheduler(optimizer, config.schedule, config.run.total_steps)
     return {"optimizer": optimizer, "lr_scheduler": scheduler}
