@@ -6,4 +6,4 @@ modules at import time; torch, Lightning and matplotlib are imported inside the 
 `framework --help` stays fast. Add a command by adding a module and its name to `COMMANDS`.
 """
 
-COMMANDS = ("run", "status", "cancel", "prepare", "evaluate", "estimate", "plot", "report", "listing")
+COMMANDS = ("run", "status", "cancel", "prepare", "evaluate", "predict", "estimate", "plot", "report", "listing")
