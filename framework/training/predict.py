@@ -40,6 +40,8 @@ def choose_checkpoint(path: str | Path, which: str = "best") -> tuple[Path, Path
         if state != "done":
             raise FrameworkError(f"{path}: the run has not finished (state: {state}); wait for it (framework "
                                  f"status), or give one of its checkpoint files to predict with it anyway")
+    if path.is_dir() and which == "best" and not any(run_folder.checkpoint_dir(path).glob("best-*.ckpt")):
+        which = "last"  # no best checkpoint (the target metric was never finite): the run tested last as best
     ((checkpoint, _, run_dir),) = find_checkpoints(path, (which,))
     return checkpoint, run_dir
 
