@@ -15,6 +15,7 @@ from framework.errors import ConfigError, DataError, FrameworkError, PluginError
 from framework.training.data_cache import default_cache_dir, generate_once
 from framework.training.data_files import load_image, read_csv, read_json
 from framework.training.parameter_groups import DEFAULT_GROUP, NO_DECAY, GroupedModel, ParameterGroup
+from framework.training.predict import top_k_columns, write_csv
 from framework.training.task import ResumePoint, TaskDataModule, TaskModel, per_device_batch_size
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "check_values", "range_problems", "choice_problems",
     # data helpers whose errors name the file
     "read_json", "read_csv", "load_image", "generate_once", "default_cache_dir",
+    # `framework predict` hooks: top-k tables and CSV files
+    "top_k_columns", "write_csv",
     # errors
     "FrameworkError", "ConfigError", "DataError", "PluginError",
 ]

@@ -6,4 +6,5 @@ modules at import time; torch, Lightning and matplotlib are imported inside the 
 `framework --help` stays fast. Add a command by adding a module and its name to `COMMANDS`.
 """
 
-COMMANDS = ("run", "status", "cancel", "prepare", "evaluate", "estimate", "tune_batch", "plot", "report", "listing")
+COMMANDS = ("run", "status", "cancel", "prepare", "evaluate", "predict", "estimate", "tune_batch", "plot", "report",
+            "listing")

@@ -19,6 +19,8 @@ Optional parts of the contract:
   loading errors.
 - `TaskDataModule.check_data(split, dataset)`: extra checks of a split before its first loader.
 - `TaskModel.activations(batch) -> dict[str, Tensor]`: internal tensors of a batch, for debugging.
+- `TaskModel.predict_suffixes` and `TaskModel.predict_files(files, output, datamodule)`: `framework predict`
+  on new input files (framework/training/predict.py, docs/predict.md).
 """
 
 from __future__ import annotations
@@ -271,3 +273,19 @@ class TaskModel(LightningModule):
         raise NotImplementedError(
             f"task '{self.config.task.name}' exposes no activations: define {type(self).__name__}.activations(batch)"
         )
+
+    # the file types `framework predict` takes from a folder or a glob, e.g. (".png", ".jpg")
+    predict_suffixes: tuple[str, ...] = ()
+
+    def predict_files(self, files: list[Path], output: Path, datamodule: Any) -> list[Path]:
+        """Prediction hook (`framework predict`): read `files` (existing files, each with one of
+        `predict_suffixes` when they came from a folder), predict, write the predictions in the task's
+        usual formats under the folder `output` and return the paths written.
+
+        Contract: the engine calls it once, with the trained weights loaded, in eval mode and under
+        torch.no_grad(), on the model's device. `datamodule` is the task's data module as built for the
+        run (its evaluation transforms, collate function, class names). A file that cannot be read is a
+        FrameworkError naming it. Tasks that do not override it cannot predict.
+        """
+        raise NotImplementedError(f"task '{self.config.task.name}' cannot predict: define "
+                                  f"{type(self).__name__}.predict_files(files, output, datamodule)")

@@ -17,11 +17,16 @@ import torch
 from framework.training.task import TaskModel
 from framework.vision.adapters import adapter_for
 from framework.vision.models import grouped, load_model
+from framework.vision.predict import IMAGE_SUFFIXES
 
 
 class VisionTaskModel(TaskModel):
     kind = ""  # the models.py task kind: selects presets and the Auto class
     adapter_kind: str | None = None  # adapter_for's `kind` (classification: any image classifier)
+    # what `framework predict` writes (prediction_files.FORMATS): classification, detection, instance,
+    # semantic or panoptic
+    prediction_format = ""
+    predict_suffixes = IMAGE_SUFFIXES
 
     def __init__(self, optimizer: Any, config: Any, class_names: list[str]):
         settings = config.task.model
@@ -84,6 +89,12 @@ class VisionTaskModel(TaskModel):
 
     def on_test_epoch_end(self) -> None:
         self._log_metric("test")
+
+    def predict_files(self, files, output, datamodule):
+        """`framework predict`: the adapter's predictions on image files, in `prediction_format`'s files."""
+        from framework.vision.prediction_files import write_predictions
+
+        return write_predictions(self, files, output, datamodule)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = (checkpoint.get("framework") or {}).get("class_names")

@@ -17,6 +17,7 @@ from framework.vision.metrics.classification import ClassificationScores
 class ClassificationModel(VisionTaskModel):
     kind = "classification"
     adapter_kind = "classification"
+    prediction_format = "classification"  # framework predict: top-5 CSV
 
     def new_metric(self) -> ClassificationScores:
         return ClassificationScores(len(self.class_names), top_k=5)

@@ -13,6 +13,7 @@ from framework.vision.metrics.detection import CocoAP, Detections
 
 class DetectionModel(VisionTaskModel):
     kind = "object_detection"
+    prediction_format = "detection"  # framework predict: COCO results json
 
     def new_metric(self) -> CocoAP:
         return CocoAP(("bbox",))

@@ -13,6 +13,7 @@ from framework.vision.metrics import CocoAP, Detections
 
 class InstanceModel(VisionTaskModel):
     kind = "universal_segmentation"
+    prediction_format = "instance"  # framework predict: COCO results json with RLE masks
 
     def __init__(self, optimizer, config, class_names):
         super().__init__(optimizer, config, class_names)

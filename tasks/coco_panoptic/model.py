@@ -16,6 +16,7 @@ from framework.vision.targets import semantic_target
 
 class PanopticModel(VisionTaskModel):
     kind = "universal_segmentation"
+    prediction_format = "panoptic"  # framework predict: COCO panoptic json + PNGs
 
     def __init__(self, optimizer, config, categories):
         super().__init__(optimizer, config, categories.names)

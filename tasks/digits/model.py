@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from framework.api import TaskModel
+from framework.api import FrameworkError, TaskModel, top_k_columns, write_csv
 
 
 def mlp(hidden: int, layers: int, dropout: float, classes: int = 10) -> nn.Sequential:
@@ -52,3 +52,35 @@ class DigitsModel(TaskModel):
         features = layers[:-1](x)
         logits = layers[-1](features)
         return {"features": features, "logits": logits, "probabilities": logits.softmax(-1)}
+
+    # `framework predict RUN_DIR digits.npy`: arrays of 8x8 images in scikit-learn's scale (0..16)
+    predict_suffixes = (".npy", ".csv")
+
+    def predict_files(self, files, output, datamodule):
+        """predictions.csv: per image (file, row) the 3 most probable digits with their probabilities."""
+        header, rows = ["file", "row"], []
+        for path in files:
+            images = read_digit_images(path).to(self.device)
+            names, top = top_k_columns(self.model(images).softmax(-1), datamodule.class_names, k=3)
+            header = ["file", "row", *names]
+            rows += [[str(path), index, *row] for index, row in enumerate(top)]
+        return [write_csv(output / "predictions.csv", header, rows)]
+
+
+def read_digit_images(path) -> torch.Tensor:
+    """float32 [N, 64] inputs scaled as in training (/16) from a .npy ([N, 64], [N, 8, 8], or one image) or
+    a .csv (one image of 64 comma-separated values per line)."""
+    import numpy as np
+
+    try:
+        if path.suffix.lower() == ".csv":
+            array = np.loadtxt(path, delimiter=",", ndmin=2)
+        else:
+            array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise FrameworkError(f"{path}: cannot read digit images ({str(exc).splitlines()[0]}); "
+                             f"give a .npy or .csv of 8x8 images with values 0..16") from None
+    if array.size == 0 or array.size % 64 or array.shape[-1] not in (8, 64) or not np.issubdtype(array.dtype, np.number):
+        raise FrameworkError(f"{path}: holds an array of shape {list(array.shape)}; digit images are [N, 64] or "
+                             f"[N, 8, 8] numbers 0..16 (scikit-learn's load_digits scale)")
+    return torch.tensor(array.reshape(-1, 64) / 16.0, dtype=torch.float32)

@@ -102,6 +102,7 @@ class MultiTaskDataModule(TaskDataModule):
         placed = assign_subjects(sources, settings.val_fraction, settings.test_fraction, settings.split_seed)
         parts = {split: self._combine(sources, placed, split) for split in SPLITS}
         mean, spread = _standardisation(parts["train"][0])
+        self.standardisation = (mean, spread)  # of the training split: `framework predict` scales new samples so
         self.data_train, self.data_val, self.data_test = (
             TensorDataset(torch.from_numpy((x - mean) / spread), *map(torch.from_numpy, labels))
             for x, *labels in (parts[split] for split in SPLITS)

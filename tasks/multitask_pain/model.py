@@ -105,6 +105,13 @@ class MultiTaskModel(TaskModel):
     def on_test_epoch_end(self) -> None:
         self._log_scores("test")
 
+    predict_suffixes = (".npz",)  # `framework predict`: predict.py
+
+    def predict_files(self, files, output, datamodule):
+        from .predict import predict_files
+
+        return predict_files(self, files, output, datamodule)
+
     def activations(self, batch) -> dict[str, torch.Tensor]:
         """Debugging hook (TaskModel.activations): the shared encoding, and each head's logits and
         probabilities (softmax: one class per head)."""

@@ -8,6 +8,7 @@ from framework.vision.metrics.semantic import SemanticIoU
 
 class SemanticSegmentationModel(VisionTaskModel):
     kind = "semantic_segmentation"
+    prediction_format = "semantic"  # framework predict: PNG label maps
 
     def new_metric(self) -> SemanticIoU:
         return SemanticIoU(len(self.class_names), class_names=self.class_names)

@@ -23,6 +23,11 @@ class Adapter:
     def inputs(self, batch: Batch) -> dict[str, Any]:
         raise NotImplementedError
 
+    def image_inputs(self, batch: Batch) -> dict[str, Any]:
+        """The model's keyword arguments without targets, for prediction on images that have none
+        (`framework predict`); `predictions` takes the outputs as it takes those of `inputs`."""
+        return {"pixel_values": batch.images}
+
     def loss(self, outputs: Any) -> Tensor:
         if getattr(outputs, "loss", None) is None:
             raise FrameworkError(f"{type(self).__name__}: the model returned no loss; were the targets passed?")

@@ -44,7 +44,10 @@ class DetrAdapter(Adapter):
         return out
 
     def inputs(self, batch: Batch) -> dict[str, Any]:
-        inputs = {"pixel_values": batch.images, "labels": self.targets(batch)}
+        return {**self.image_inputs(batch), "labels": self.targets(batch)}
+
+    def image_inputs(self, batch: Batch) -> dict[str, Any]:
+        inputs = {"pixel_values": batch.images}
         if self.uses_pixel_mask:
             inputs["pixel_mask"] = batch.pixel_mask.long()
         return inputs

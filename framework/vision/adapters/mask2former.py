@@ -71,8 +71,10 @@ class Mask2FormerAdapter(Adapter):
 
     def inputs(self, batch: Batch) -> dict[str, Any]:
         masks, labels = self.targets(batch)
-        return {"pixel_values": batch.images, "pixel_mask": batch.pixel_mask.long(),
-                "mask_labels": masks, "class_labels": labels}
+        return {**self.image_inputs(batch), "mask_labels": masks, "class_labels": labels}
+
+    def image_inputs(self, batch: Batch) -> dict[str, Any]:
+        return {"pixel_values": batch.images, "pixel_mask": batch.pixel_mask.long()}
 
     def predictions(self, outputs: Any, batch: Batch) -> list[SegmentationPrediction]:
         class_probs = outputs.class_queries_logits.detach().float().softmax(-1)  # [B, Q, C+1]
