@@ -1,9 +1,13 @@
 """Vision models by name: a Hugging Face hub id or a local folder (loaded with `from_pretrained`), or a
-named random-init preset (`tiny`: a few hundred thousand parameters, for CPU runs and tests).
+named random-init preset: `tiny` (a few hundred thousand parameters, for CPU runs and tests) or a
+real-size architecture (`mask2former-swin-tiny`, `detr-r50`, `vit-b16`, ...: architectures.py), whose
+backbone may come pretrained from an ImageNet model (`backbone=`, backbones.py).
 
     model, pretrained = load_model("semantic_segmentation", "tiny", class_names)
     model, pretrained = load_model("semantic_segmentation", "nvidia/mit-b0", class_names)   # hub id
     model, pretrained = load_model("semantic_segmentation", "/models/my_segformer", class_names)
+    model, pretrained = load_model("universal_segmentation", "mask2former-swin-tiny", class_names,
+                                   backbone="/models/swin-tiny")   # ImageNet Swin-T, random head
 
 Either way the classification head gets one output per class of the task's data (a pretrained head of
 another size is replaced, with a warning from transformers). `backbone_prefix(model)` names the
@@ -18,6 +22,8 @@ from typing import Any, Callable
 from torch import nn
 
 from framework.errors import FrameworkError
+from framework.vision.architectures import ARCHITECTURES
+from framework.vision.backbones import load_backbone, set_detr_backbone_training
 
 # task kind -> the Auto class that builds and loads its models
 _AUTO_CLASSES = {
@@ -131,6 +137,7 @@ PRESETS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
     ("object_detection", "rt_detr-tiny"): _rt_detr,
     ("universal_segmentation", "tiny"): _mask2former,
     ("universal_segmentation", "mask2former-tiny"): _mask2former,
+    **ARCHITECTURES,
 }
 
 # model_type -> the submodule holding the pretrained feature extractor
@@ -149,15 +156,30 @@ def label_kwargs(class_names: list[str]) -> dict[str, Any]:
             "label2id": {name: i for i, name in enumerate(class_names)}}
 
 
-def load_model(kind: str, name: str, class_names: list[str], auto_class: str | None = None) -> tuple[nn.Module, bool]:
-    """(model, pretrained): a preset built with random weights (pretrained False), or a local folder or
-    hub id loaded with from_pretrained (pretrained True)."""
+def load_model(kind: str, name: str, class_names: list[str], auto_class: str | None = None,
+               backbone: str | None = None) -> tuple[nn.Module, bool]:
+    """(model, pretrained): a preset built with random weights (pretrained False; True when `backbone`
+    names an ImageNet model loaded into its backbone), or a local folder or hub id loaded with
+    from_pretrained (pretrained True)."""
     import transformers
 
     labels = label_kwargs(class_names)
     auto = getattr(transformers, auto_class or _AUTO_CLASSES[kind])
     if (kind, name) in PRESETS:
-        return auto.from_config(PRESETS[(kind, name)](labels)), False
+        model = auto.from_config(PRESETS[(kind, name)](labels))
+        if backbone:
+            load_backbone(model, str(backbone), name)
+        set_detr_backbone_training(model, pretrained=bool(backbone))
+        return model, bool(backbone)
+    if backbone:
+        raise FrameworkError(f"task.model.backbone={backbone} needs a preset as task.model.name (presets: "
+                             f"{', '.join(presets(kind))}); '{name}' is a whole model and keeps its own backbone")
+    model = _from_pretrained(auto, kind, name, labels)
+    set_detr_backbone_training(model, pretrained=True)
+    return model, True
+
+
+def _from_pretrained(auto: Any, kind: str, name: str, labels: dict[str, Any]) -> nn.Module:
     path = Path(name).expanduser()
     looks_local = name.startswith((".", "/", "~")) or path.exists()
     if looks_local and not (path / "config.json").is_file():
@@ -166,12 +188,11 @@ def load_model(kind: str, name: str, class_names: list[str], auto_class: str | N
         # id2label alone sets the class count: with num_labels too, transformers compares it against the
         # saved config's id2label first and warns about a mismatch that the new id2label then resolves
         mapping = {k: labels[k] for k in ("id2label", "label2id")}
-        model = auto.from_pretrained(str(path) if looks_local else name, ignore_mismatched_sizes=True, **mapping)
+        return auto.from_pretrained(str(path) if looks_local else name, ignore_mismatched_sizes=True, **mapping)
     except OSError as exc:  # not on the hub, or no network: say what was tried and what else is possible
         first = str(exc).strip().splitlines()[0]
         raise FrameworkError(f"cannot load model '{name}' for {kind}: {first} "
                              f"(presets: {', '.join(presets(kind))}; or a local save_pretrained folder)") from None
-    return model, True
 
 
 def backbone_prefix(model: nn.Module) -> str:
