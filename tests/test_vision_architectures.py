@@ -135,3 +135,38 @@ def test_backbone_errors_are_one_line_naming_the_path(tmp_path):
     assert f"task.model.backbone {tmp_path / 'empty'}: cannot load a backbone" in error(str(tmp_path / "empty"))
     assert "local Hugging Face cache only" in error("acme/no-such-backbone")
     assert "needs a preset as task.model.name" in error(str(tmp_path / "deep"), name=str(tmp_path / "deep"))
+
+
+def _lines(*overrides: str) -> list[str]:
+    from framework.commands.describe import task_lines
+    from framework.config import Request, combine, parse_overrides
+    from framework.config.grid import expand
+    from framework.config.registry import Registry
+
+    request = combine(Request(), parse_overrides(list(overrides)))
+    registry = Registry(request.plugin_paths())
+    return task_lines(expand(request, registry), registry)
+
+
+def test_the_run_header_says_what_each_task_trains(tmp_path):
+    # the default: the tiny preset on the bundled scenes, upscaled to the recipe's 1024 crops; one line
+    # for a grid of two optimizers; digits defines no describe() and has no line
+    assert _lines("tasks=coco_panoptic,digits", "optimizers=adamw_baseline,sgd_baseline") == [
+        "coco_panoptic: mask2former tiny preset (0.368 M params, random init) on the bundled synthetic scenes "
+        "(128 px, upscaled to 1024 px crops)"]
+    # real size, pretrained backbone, real data (missing here: the count waits for its classes)
+    (line,) = _lines("tasks=coco_detection", "task.model.name=detr-r50", f"task.model.backbone={tmp_path}/r50",
+                     f"task.data_dir={tmp_path}/coco", "task.crop_size=800")
+    assert line == (f"coco_detection: detr-r50 preset (params unknown; backbone from {tmp_path}/r50, the rest random "
+                    f"init) on COCO-format data at {tmp_path}/coco (800 px crops)")
+    assert _lines("tasks=classification", "task.model.name=vit-b16", "task.image_size=224") == [
+        "classification: vit-b16 preset (85.8 M params, random init) on the bundled synthetic shapes (64 px, "
+        "upscaled to 224 px inputs)"]
+
+
+def test_framework_run_prints_it_first(cli, tmp_path):
+    # a run that fails at once on its missing data: the header comes before anything else
+    proc = cli("run", "tasks=classification", f"task.data_dir={tmp_path}/none", "engine.workers=0", "-o",
+               str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.stdout.splitlines()[0] == (f"classification: vit tiny preset (params unknown, random init) on "
+                                           f"class-folder data at {tmp_path}/none (64 px inputs)")

@@ -98,6 +98,9 @@ def handler(args: argparse.Namespace) -> int:
     if not runs:
         print("0 runs")
         return 0
+    from framework.commands.describe import print_task_lines
+
+    print_task_lines(runs, registry)  # first: what each task trains (model, params, data)
     engine = runs[0].config["engine"]
     executors = {spec.config["engine"]["executor"] for spec in runs}
     if len(executors) > 1:

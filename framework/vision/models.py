@@ -26,7 +26,7 @@ from framework.vision.architectures import ARCHITECTURES
 from framework.vision.backbones import load_backbone, set_detr_backbone_training
 
 # task kind -> the Auto class that builds and loads its models
-_AUTO_CLASSES = {
+AUTO_CLASSES = {
     "classification": "AutoModelForImageClassification",
     "semantic_segmentation": "AutoModelForSemanticSegmentation",
     "object_detection": "AutoModelForObjectDetection",
@@ -164,7 +164,7 @@ def load_model(kind: str, name: str, class_names: list[str], auto_class: str | N
     import transformers
 
     labels = label_kwargs(class_names)
-    auto = getattr(transformers, auto_class or _AUTO_CLASSES[kind])
+    auto = getattr(transformers, auto_class or AUTO_CLASSES[kind])
     if (kind, name) in PRESETS:
         model = auto.from_config(PRESETS[(kind, name)](labels))
         if backbone:

@@ -1,0 +1,75 @@
+"""What a vision task's configuration trains, in one line: `framework run` prints it first, so that
+nobody takes the bundled tiny default for the real benchmark.
+
+    coco_panoptic: mask2former tiny preset (0.37 M params, random init) on the bundled synthetic scenes (128 px, upscaled to 1024 px crops)
+    coco_panoptic: mask2former-swin-tiny preset (47.4 M params; swin backbone from /models/swin-t, the rest random init) on COCO-format data at /data/coco (1024 px crops)
+
+Everything comes from the task config: `task.model.name` (a preset, or a whole pretrained model),
+`task.model.backbone` and `task.data_dir` (null: the bundled synthetic data). The parameter count is
+that of the model the run builds, with the data's classes, counted on the meta device (no weights).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from framework.errors import FrameworkError
+from framework.vision.models import AUTO_CLASSES, PRESETS, label_kwargs, load_model
+
+
+def _meta_model(kind: str, name: str, class_names: list[str]) -> Any:
+    """The model `name` names, built on the meta device: a preset's config, or a whole model's saved
+    config.json (a folder, or a hub id in the local Hugging Face cache); None when neither is at hand."""
+    import torch
+
+    with torch.device("meta"):
+        if (kind, name) in PRESETS:
+            return load_model(kind, name, class_names)[0]
+        import transformers
+
+        try:
+            config = transformers.AutoConfig.from_pretrained(name, local_files_only=True, **label_kwargs(class_names))
+        except (OSError, ValueError):
+            return None
+        return getattr(transformers, AUTO_CLASSES[kind]).from_config(config)
+
+
+def model_text(kind: str, model: Any, class_names: Callable[[], list[str]]) -> str:
+    """'mask2former tiny preset (0.37 M params, random init)' for the `task.model` section `model`."""
+    name, backbone = str(model.name), model.get("backbone")
+    try:
+        built = _meta_model(kind, name, list(class_names()))
+    except FrameworkError:  # the data is missing: the run reports that itself
+        built = None
+    config = getattr(built, "config", None)
+    if config is None and (kind, name) in PRESETS:  # no data to count the head by: the family still shows
+        config = PRESETS[(kind, name)](label_kwargs(["unknown"]))
+    family = getattr(config, "model_type", None) or kind
+    count = f"{sum(p.numel() for p in built.parameters()) / 1e6:.3g} M params" if built is not None else "params unknown"
+    if (kind, name) not in PRESETS:
+        return f"{family} from {name} ({count}, pretrained)"
+    if not name.replace("_", "-").startswith(family.replace("_", "-")):
+        name = f"{family} {name}"  # "mask2former tiny", but not "detr detr-r50"
+    if backbone:
+        return f"{name} preset ({count}; backbone from {backbone}, the rest random init)"
+    return f"{name} preset ({count}, random init)"
+
+
+def data_text(task: Any) -> str:
+    """'the bundled synthetic scenes (128 px, upscaled to 1024 px crops)' or the real data's folder."""
+    train_size = task.get("crop_size", task.get("image_size"))
+    if task.data_dir is None:
+        what = "shapes" if "crop_size" not in task else "scenes"
+        size = int(task.bundled_image_size)
+        scaled = "" if train_size is None or int(train_size) == size else \
+            f", {'upscaled' if int(train_size) > size else 'downscaled'} to {int(train_size)} px {'crops' if 'crop_size' in task else 'inputs'}"
+        return f"the bundled synthetic {what} ({size} px{scaled})"
+    dataset = {"ade20k": "ADE20K"}.get(str(task.get("dataset", "")), "COCO-format" if "crop_size" in task else "class-folder")
+    return f"{dataset} data at {Path(str(task.data_dir)).expanduser()} ({train_size} px {'crops' if 'crop_size' in task else 'inputs'})"
+
+
+def describe_run(config: Any, kind: str, class_names: Callable[[], list[str]]) -> str:
+    """The line `framework run` prints for a vision task's configuration (module docstring)."""
+    task = config.task
+    return f"{task.name}: {model_text(kind, task.model, class_names)} on {data_text(task)}"
