@@ -170,3 +170,15 @@ def test_framework_run_prints_it_first(cli, tmp_path):
                str(tmp_path / "out"), cwd=tmp_path)
     assert proc.stdout.splitlines()[0] == (f"classification: vit tiny preset (params unknown, random init) on "
                                            f"class-folder data at {tmp_path}/none (64 px inputs)")
+
+
+def test_a_preset_with_a_pretrained_backbone_takes_the_backbones_normalisation(tmp_path):
+    import json
+
+    from framework.vision.normalization import model_normalization
+
+    folder = tmp_path / "vit-in21k"
+    folder.mkdir()
+    (folder / "preprocessor_config.json").write_text(json.dumps({"image_mean": 0.5, "image_std": 0.5}))
+    assert model_normalization("vit-tiny", str(folder)).mean == (0.5, 0.5, 0.5)
+    assert model_normalization("vit-tiny").source == "ImageNet"  # random init: nothing to match

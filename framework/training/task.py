@@ -13,6 +13,8 @@ step. Each of the `engine.devices` devices loads `batch_size / (devices * engine
 samples per micro-batch, so a result does not depend on how many devices trained it or on accumulation.
 
 Optional parts of the contract:
+- `describe(config) -> str` in task.py: one line saying what the config trains (model, its size, random
+  or pretrained, bundled or real data), printed first by `framework run` (framework/commands/describe.py).
 - `TaskDataModule.class_names`: label names, saved in every checkpoint and compared by `framework evaluate`.
 - `TaskDataModule.collate_fn`: how a loader batches samples (default: torch's default_collate).
 - `dataset.sample_source(index) -> str` on a dataset: where a sample comes from (e.g. its file), named in

@@ -5,7 +5,8 @@ when it was trained with others (0.5/0.5 for many ViTs, CLIP's own values) shift
 handicaps whichever optimizer fine-tunes it. So:
 
 - a random-init preset (`tiny`, `vit-tiny`, ...) is normalised with the ImageNet mean and std (the
-  tasks' documented default: nothing was pretrained);
+  tasks' documented default: nothing was pretrained); a preset with a pretrained `task.model.backbone`
+  is normalised as that backbone's folder (or hub id) says, by the rules below;
 - a local `save_pretrained` folder with a `preprocessor_config.json` (what an image processor's
   `save_pretrained` writes) uses its `image_mean` and `image_std` (mean 0, std 1 when it says
   `do_normalize: false`), and says so on stderr;
@@ -79,11 +80,14 @@ def _cached_hub_file(repo_id: str) -> Path | None:
 
 
 @functools.cache  # one message per model and process, however many datasets ask
-def model_normalization(name: str) -> Normalization:
-    """How images for the model `task.model.name` are normalised (module docstring)."""
+def model_normalization(name: str, backbone: str | None = None) -> Normalization:
+    """How images for the model `task.model.name` (with `task.model.backbone`) are normalised (module
+    docstring)."""
     imagenet = Normalization(IMAGENET_MEAN, IMAGENET_STD, "ImageNet")
     if name in {preset for _, preset in PRESETS}:
-        return imagenet
+        if not backbone:
+            return imagenet
+        name = str(backbone)  # a pretrained backbone's features expect its own pretraining statistics
     path = Path(name).expanduser()
     local = name.startswith((".", "/", "~")) or path.exists()
     found = (path / PROCESSOR_FILE if (path / PROCESSOR_FILE).is_file() else None) if local else _cached_hub_file(name)
