@@ -77,7 +77,7 @@ def _gpus_per_node(engine: Mapping[str, Any], args: Mapping[str, Any]) -> int | 
     if "cpus_per_gpu" in args and "cpus_per_task" in args:
         raise FrameworkError("engine.sbatch_args: cpus_per_task and cpus_per_gpu exclude each other (sbatch refuses "
                              "both); keep one")
-    if identity_device(engine) != "cuda":
+    if identity_device({**engine, "executor": "slurm"}) != "cuda":  # as a job decides it, not this machine
         if "cpus_per_gpu" in args:
             raise FrameworkError(f"engine.sbatch_args.cpus_per_gpu: the cell asks for no GPU (engine.accelerator="
                                  f"{engine['accelerator']}); use cpus_per_task, or engine.accelerator=gpu")
