@@ -221,3 +221,23 @@ def test_the_plot_job_runs_on_the_grids_partition_with_its_own_request(tmp_path)
     partition, state, requested = _wait(accounting, "the plot job to end", 60)
     assert (partition, state) == ("debug", "COMPLETED"), (partition, state)
     assert "mem=8G" in requested and "cpu=2" in requested and "gpu" not in requested, requested  # not the grid's 3G
+
+
+
+def test_a_two_node_cell_reaches_slurm_as_two_nodes_of_its_devices(tmp_path):
+    """The local cluster has one node (../shared/slurm/start-local-slurm.sh; its config is shared, so no second
+    slurmd is added for this): a 2-node cell cannot start here. Its request reaches SLURM as submitted (2
+    nodes, a task per device on each) and waits for nodes the partition lacks; `framework cancel` ends it.
+    tests/test_slurm_config.py checks the script's lines and Lightning's ranks in such a job."""
+    out = tmp_path / "results"
+    run_cli("run", "tasks=flaky", "engine.nodes=2", "engine.devices=2", *SLURM, "-o", str(out), cwd=tmp_path,
+            env={"FRAMEWORK_PLUGIN_PATH": str(flaky_plugin(tmp_path / "plugins"))}, check=True)
+    (record,) = cell_states(str(out))
+    job = read_status_and_job(Path(record["run_dir"]))["job_id"]
+    shown = _wait(lambda: (lambda text: "NumNodes=2" in text and text)(
+        subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout), "the job's record", 30)
+    assert "NumTasks=4" in shown and "JobState=PENDING" in shown, shown
+    assert "Reason=PartitionNodeLimit" in shown or "Reason=PartitionConfig" in shown, shown  # more nodes than it has
+    assert record["state"] == "pending"
+    assert "cancelled 1 job" in run_cli("cancel", str(out), cwd=tmp_path, check=True).stdout
+    _wait(lambda: _all_in(out, {"failed"}, 1), "the cancelled cell to show as failed")

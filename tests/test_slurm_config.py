@@ -11,7 +11,7 @@ from framework.config.registry import Registry
 from framework.errors import FrameworkError
 from framework.executors.slurm import parse_minutes, reconcile, sbatch_parameters
 
-from .conftest import flaky_plugin
+from .conftest import flaky_plugin, run_cli
 
 
 @pytest.mark.parametrize("value, minutes", [
@@ -85,3 +85,89 @@ def test_the_plot_job_asks_where_the_grid_runs_but_for_its_own_small_resources(t
                  "--clusters=north", "--dependency=afterany:41:42", "--time=30", "--cpus-per-task=2", "--mem=8G"):
         assert f"#SBATCH {flag}\n" in sbatch, flag
     assert "gpu:2" not in sbatch and "--gpus" not in sbatch and "64G" not in sbatch and "2880" not in sbatch
+
+
+def test_two_nodes_ask_for_nodes_times_devices_tasks_with_a_gpu_and_cpus_each(tmp_path):
+    """engine.nodes=2, devices=4 on GPUs: 2 nodes of 4 tasks, 4 GPUs per node; cpus_per_gpu is what each
+    task (one GPU's process) gets. The sbatch script is rendered by submitit as `submit` would send it."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    parameters = _parameters(tmp_path, "engine:\n  executor: slurm\n  nodes: 2\n  devices: 4\n  accelerator: gpu\n"
+                             "  sbatch_args:\n    cpus_per_gpu: 8\n    partition: gpu\n")
+    assert (parameters["nodes"], parameters["ntasks_per_node"], parameters["gpus_per_node"]) == (2, 4, 4)
+    assert parameters["cpus_per_task"] == 8 and "additional_parameters" not in parameters
+    script = _make_sbatch_string(command="cell", folder=tmp_path, map_count=3, **parameters)
+    for flag in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--cpus-per-task=8", "--partition=gpu",
+                 "--array=0-2%3"):  # parallelism capped at the array's size
+        assert f"#SBATCH {flag}\n" in script, flag
+    # a gres of its own replaces the derived request when it gives each process its GPU
+    own = _parameters(tmp_path, "engine:\n  executor: slurm\n  nodes: 2\n  devices: 4\n  accelerator: gpu\n"
+                      "  sbatch_args:\n    gres: gpu:a100:4\n")
+    assert own["gres"] == "gpu:a100:4" and "gpus_per_node" not in own and own["nodes"] == 2
+
+
+def test_the_batch_size_rule_counts_every_process_of_every_node():
+    from framework.config.batch_size import micro_batch_problem, micro_batch_size
+
+    assert micro_batch_size(64, 4, 1, nodes=2) == 8  # one optimizer step still sees 64 samples
+    assert "engine.devices x engine.nodes x engine.accumulate_grad_batches = 4 x 2 x 3 = 24" in micro_batch_problem(64, 4, 3, 2)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["engine.nodes=2"], "engine.nodes: 2 nodes need engine.executor=slurm (the local executor trains on this machine only)"),
+    (["engine.executor=slurm", "engine.nodes=0"], "engine.nodes: must be a positive integer, got 0"),
+    (["engine.executor=slurm", "engine.nodes=3", "engine.devices=2", "task.batch_size=32"],
+     "engine.devices x engine.nodes x engine.accumulate_grad_batches = 2 x 3 x 1 = 6"),
+    (["engine.executor=slurm", "engine.accelerator=cpu", "engine.sbatch_args.cpus_per_gpu=8"],
+     "error: engine.sbatch_args.cpus_per_gpu: the cell asks for no GPU (engine.accelerator=cpu); use cpus_per_task"),
+    (["engine.executor=slurm", "engine.accelerator=gpu", "engine.sbatch_args.cpus_per_gpu=8",
+      "engine.sbatch_args.cpus_per_task=8"], "error: engine.sbatch_args: cpus_per_task and cpus_per_gpu exclude each other"),
+    (["engine.executor=slurm", "engine.accelerator=gpu", "engine.devices=2", "engine.sbatch_args.gres=gpu:4"],
+     "error: engine.sbatch_args.gres=gpu:4 asks for 4 GPUs per node, but engine.devices=2 processes per node use one each"),
+])
+def test_a_request_sbatch_would_refuse_or_misplace_stops_the_dry_run(tmp_path, overrides, message):
+    plugins = flaky_plugin(tmp_path / "plugins")
+    done = run_cli("run", "tasks=flaky", f"engine.plugin_paths=[{plugins}]", *overrides, "--dry-run",
+                   "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "#SBATCH" not in done.stdout and "Traceback" not in done.stderr
+
+
+def test_the_slurm_dry_run_prints_each_job_arrays_sbatch_lines(tmp_path):
+    """Two resource groups (a CPU cell and a 2-node GPU cell) are two job arrays, each with its lines."""
+    plugins = flaky_plugin(tmp_path / "plugins")
+    out = tmp_path / "out"
+    done = run_cli("run", "tasks=flaky", f"engine.plugin_paths=[{plugins}]", "engine.executor=slurm",
+                   "engine.nodes=1,2", "engine.devices=2", "engine.accelerator=gpu", "engine.sbatch_args.cpus_per_gpu=6",
+                   "--dry-run", "-o", str(out), cwd=tmp_path, check=True)
+    first, second = done.stdout.split("sbatch job array 1: 1 cell (flaky/adamw_baseline)\n")[1].split(
+        "sbatch job array 2: 1 cell (flaky/adamw_baseline)\n")
+    for lines, nodes in ((first, 1), (second, 2)):
+        for flag in (f"--nodes={nodes}", "--ntasks-per-node=2", "--gpus-per-node=2", "--cpus-per-task=6",
+                     "--time=5", "--job-name=framework-flaky", "--signal=USR2@90"):
+            assert f"#SBATCH {flag}\n" in lines, (flag, lines)
+    assert f"{out}/.slurm/<submission time>/" in first
+    assert not out.exists()  # a dry run writes nothing
+    local = run_cli("run", "tasks=flaky", f"engine.plugin_paths=[{plugins}]", "--dry-run", "-o", str(out), cwd=tmp_path)
+    assert local.returncode == 0 and "#SBATCH" not in local.stdout
+
+
+def test_lightning_reads_a_two_node_jobs_ranks_from_slurm(monkeypatch):
+    """The Trainer a SLURM cell builds (trainer_arguments, the strategy and cluster plugin of a job) for the
+    4th task of a 2-node x 2-device job: the variables are those srun sets for it. The local cluster has one
+    node, so no real 2-node job can start there (docs: README "Running on a SLURM cluster")."""
+    import lightning.pytorch as pl
+
+    from framework.config import Node
+    from framework.training.run import _cluster_plugins, _strategy
+    from framework.training.trainer_options import trainer_arguments
+
+    for name, value in {"FRAMEWORK_SLURM_JOB": "1", "SLURM_JOB_NAME": "framework-digits", "SLURM_JOB_ID": "77",
+                        "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "2", "SLURM_PROCID": "3",
+                        "SLURM_LOCALID": "1", "SLURM_NODEID": "1", "SLURM_NODELIST": "node[1-2]"}.items():
+        monkeypatch.setenv(name, value)
+    engine = Node({"accelerator": "cpu", "devices": 2, "nodes": 2, "precision": "32-true", "deterministic": False,
+                   "accumulate_grad_batches": 1, "gradient_clip_val": 0.0, "gradient_clip_algorithm": "norm"})
+    trainer = pl.Trainer(**trainer_arguments(engine), strategy=_strategy(engine.devices * engine.nodes),
+                         plugins=_cluster_plugins(), logger=False, enable_checkpointing=False)
+    assert (trainer.num_nodes, trainer.world_size, trainer.global_rank, trainer.node_rank, trainer.local_rank) == (2, 4, 3, 1, 1)

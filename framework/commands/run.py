@@ -128,8 +128,10 @@ def _dry_run(runs, axes: list[str]) -> int:
     """The grid as a table, with each run's learning-rate schedule: the task's recipe, and any key its
     optimizer replaced (schedule.overridden_by), so a comparison's schedules can be checked before it runs."""
     from framework.config.schedules import describe_schedule
+    from framework.executors import slurm
     from framework.results import run_folder
 
+    sbatch = slurm.sbatch_lines(runs)  # engine.executor=slurm: what each job array would ask sbatch for
     rows = []
     for i, spec in enumerate(runs, 1):
         status = run_folder.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
@@ -137,6 +139,8 @@ def _dry_run(runs, axes: list[str]) -> int:
                      describe_schedule(spec.config["schedule"]), status.get("state", "new")])
     print(table(["#", "task", "optimizer", "run_id", *axes, "schedule", "state"], rows))
     print(f"{len(runs)} runs (dry run: nothing was run)")
+    if sbatch:
+        print("\n".join(sbatch))
     return 0
 
 

@@ -45,7 +45,8 @@ def _training_problems(engine: Mapping[str, Any], task: Mapping[str, Any]) -> li
     if not _positive_int(accumulate):
         problems.append(f"engine.accumulate_grad_batches: must be a positive integer, got {accumulate!r}")
     elif _positive_int(task.get("batch_size")) and _positive_int(engine.get("devices")):
-        problem = micro_batch_problem(task["batch_size"], engine["devices"], accumulate)
+        nodes = engine.get("nodes", 1)
+        problem = micro_batch_problem(task["batch_size"], engine["devices"], accumulate, nodes if _positive_int(nodes) else 1)
         if problem:
             problems.append(problem)
     if not engine.get("gradient_clip_val", 0.0) >= 0:
@@ -113,6 +114,12 @@ def check_semantics(config: Mapping[str, Any]) -> list[str]:
     problems += _executor_problems(engine)
     if not _positive_int(engine.get("devices")):
         bad("engine.devices", f"must be a positive integer, got {engine.get('devices')!r}")
+    nodes = engine.get("nodes", 1)
+    if not _positive_int(nodes):
+        bad("engine.nodes", f"must be a positive integer, got {nodes!r}")
+    elif nodes > 1 and engine.get("executor") != "slurm":
+        # the local executor starts every process on this machine: other machines need SLURM to start them
+        bad("engine.nodes", f"{nodes} nodes need engine.executor=slurm (the local executor trains on this machine only)")
     problems += _training_problems(engine, task)
     for name in engine.get("test_checkpoints", []):
         if name not in ("best", "last"):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from framework.config.devices import identity_device
 from framework.config.grid import RunSpec
 from framework.errors import FrameworkError
 from framework.results import run_folder
@@ -67,25 +68,56 @@ def _submitit_names() -> set[str]:
     return set(inspect.signature(_make_sbatch_string).parameters) - {"command", "folder", "map_count", "additional_parameters"}
 
 
+def _gpus_per_node(engine: Mapping[str, Any], args: Mapping[str, Any]) -> int | None:
+    """The GPUs per node to ask for: `engine.devices` for a cell that trains on cuda (identity_device: the
+    accelerator, or GPU options in sbatch_args) unless sbatch_args counts them itself, which must then agree
+    with the processes per node; None: ask for none. Refused here, before sbatch sees it: a mismatch that
+    would leave processes without a GPU, cpus_per_gpu beside cpus_per_task or without any GPU."""
+    devices = engine["devices"]
+    if "cpus_per_gpu" in args and "cpus_per_task" in args:
+        raise FrameworkError("engine.sbatch_args: cpus_per_task and cpus_per_gpu exclude each other (sbatch refuses "
+                             "both); keep one")
+    if identity_device({**engine, "executor": "slurm"}) != "cuda":  # as a job decides it, not this machine
+        if "cpus_per_gpu" in args:
+            raise FrameworkError(f"engine.sbatch_args.cpus_per_gpu: the cell asks for no GPU (engine.accelerator="
+                                 f"{engine['accelerator']}); use cpus_per_task, or engine.accelerator=gpu")
+        return None
+    gres = re.fullmatch(r"gpu(?::[^:,]+)?:(\d+)", str(args.get("gres", "")))
+    counts = {"gres": int(gres[1]) if gres else None, "gpus_per_node": args.get("gpus_per_node")}
+    for key, count in counts.items():
+        if count is not None and count != devices:
+            raise FrameworkError(f"engine.sbatch_args.{key}={args[key]} asks for {count} GPUs per node, but engine.devices="
+                                 f"{devices} processes per node use one each; set engine.devices={count} or leave {key} out")
+    if any(key in args for key in ("gres", "gpus", "gpus_per_node", "gpus_per_task", "tres_per_task")):
+        return None  # the user's own GPU request, checked above where it can be counted
+    return devices
+
+
 def sbatch_parameters(config: Mapping[str, Any], task: str) -> dict[str, Any]:
     """submitit SlurmExecutor parameters of one cell: engine settings, then the layered sbatch_args."""
     engine = config["engine"]
     devices = engine["devices"]
     parameters: dict[str, Any] = {
         "job_name": f"framework-{task}",
-        "nodes": 1,
+        "nodes": engine.get("nodes", 1),  # multi-node DDP: nodes x devices processes in all
         "ntasks_per_node": devices,  # one process per device: Lightning's DDP reads its rank from SLURM
         "array_parallelism": engine["slurm"]["array_parallelism"],
         "setup": list(engine["slurm"]["setup"]),
         "time": DEFAULT_TIME_MIN,
     }
-    if engine["accelerator"] in ("gpu", "cuda"):
-        parameters["gpus_per_node"] = devices
+    gpus = _gpus_per_node(engine, {key.replace("-", "_"): value for key, value in engine["sbatch_args"].items()})
+    if gpus:
+        parameters["gpus_per_node"] = gpus
     known, extra = _submitit_names(), {}
     for key, value in engine["sbatch_args"].items():
         name = key.replace("-", "_")
         if name == "time":
             parameters["time"] = parse_minutes(value)
+        elif name == "cpus_per_gpu":
+            # each process drives one GPU, so these are the CPUs of each task; as --cpus-per-gpu they would
+            # need --gpus-per-task (submitit warns), which hides a node's other GPUs from each process and
+            # breaks Lightning's local-rank -> device mapping
+            parameters["cpus_per_task"] = value
         elif name in known:
             parameters[name] = value
         else:
@@ -197,6 +229,34 @@ def _prepare(spec: RunSpec, force: bool) -> str | None:
     return None
 
 
+def resource_groups(runs: list[RunSpec]) -> list[tuple[dict[str, Any], list[RunSpec]]]:
+    """The cells grouped by what they ask sbatch for: one job array per group, in the grid's order."""
+    groups: dict[str, tuple[dict[str, Any], list[RunSpec]]] = {}
+    for spec in runs:
+        parameters = sbatch_parameters(spec.config, spec.task)
+        key = json.dumps(parameters, sort_keys=True, default=str)
+        groups.setdefault(key, (parameters, []))[1].append(spec)
+    return list(groups.values())
+
+
+def sbatch_lines(runs: list[RunSpec]) -> list[str]:
+    """`framework run --dry-run` with engine.executor=slurm: the #SBATCH lines of each job array that
+    `submit` would send for the cells not yet finished, rendered by submitit itself, so what is read
+    here is what sbatch would get (a refused combination of options stops the dry run the same way)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    todo = [spec for spec in runs if spec.config["engine"]["executor"] == "slurm" and (run_folder.read_status(
+        spec.run_dir(spec.config["engine"]["output_dir"])) or {}).get("state") not in run_folder.FINISHED]
+    lines = []
+    for number, (parameters, specs) in enumerate(resource_groups(todo), 1):
+        folder = slurm_folder(specs[0].config["engine"]) / "<submission time>" / "%j"
+        script = _make_sbatch_string(command="<the cell's job>", folder=folder, map_count=len(specs), **parameters)
+        cells = ", ".join(sorted({f"{spec.task}/{spec.optimizer}" for spec in specs}))
+        lines.append(f"\nsbatch job array {number}: {len(specs)} cell{'s' * (len(specs) != 1)} ({cells})")
+        lines += [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    return lines
+
+
 def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) -> Submission:
     """Submit every cell of `runs` (the caller leaves out finished and in-flight ones); returns at once."""
     import submitit
@@ -209,12 +269,7 @@ def submit(runs: list[RunSpec], plugin_paths: list[str], force: bool = False) ->
     engine = runs[0].config["engine"]
     folder = slurm_folder(engine) / time.strftime("%Y%m%d-%H%M%S")
     submission.folder = folder
-    groups: dict[str, tuple[dict[str, Any], list[RunSpec]]] = {}
-    for spec in runs:
-        parameters = sbatch_parameters(spec.config, spec.task)
-        key = json.dumps(parameters, sort_keys=True, default=str)
-        groups.setdefault(key, (parameters, []))[1].append(spec)
-    for parameters, specs in groups.values():
+    for parameters, specs in resource_groups(runs):
         executor = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=engine["slurm"]["max_requeues"])
         executor.update_parameters(**parameters)
         for spec in specs:  # the run directory exists, with the cell's config, before any job starts

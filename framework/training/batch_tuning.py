@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from framework.config import Node
+from framework.config.batch_size import processes
 from framework.config.grid import RunSpec
 from framework.config.registry import Registry
 
@@ -98,12 +99,12 @@ def measure_size(spec: RunSpec, registry: Registry, micro: int, steps: int) -> T
     from framework.training.trainer_options import device_type, trainer_arguments
 
     config, engine = spec.config, spec.config["engine"]
-    parts = engine["devices"] * engine["accumulate_grad_batches"]
+    parts = processes(engine) * engine["accumulate_grad_batches"]
     cuda = device_type(engine["accelerator"]) == "cuda"
     trial = Trial(micro, micro * parts, fits=True)
     with tempfile.TemporaryDirectory(prefix="framework-tune-batch-") as tmp:
         measured = Node({**config, "task": {**config["task"], "batch_size": micro},
-                         "engine": {**engine, "devices": 1, "accumulate_grad_batches": 1},
+                         "engine": {**engine, "devices": 1, "nodes": 1, "accumulate_grad_batches": 1},
                          "run": {"id": spec.run_id, "dir": tmp}})
         clock = _ThroughputClock(cuda)
         try:

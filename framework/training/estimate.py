@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.config import Node
-from framework.config.batch_size import micro_batch_size
+from framework.config.batch_size import micro_batch_size, processes
 from framework.config.grid import RunSpec
 from framework.config.registry import Registry
 
@@ -172,12 +172,13 @@ def measure(spec: RunSpec, registry: Registry, steps: int = 10) -> Measurement:
 
     quiet_lightning()
     config, engine = spec.config, spec.config["engine"]
-    micro = micro_batch_size(config["task"]["batch_size"], engine["devices"], engine["accumulate_grad_batches"])
+    micro = micro_batch_size(config["task"]["batch_size"], engine["devices"], engine["accumulate_grad_batches"],
+                             engine.get("nodes", 1))
     with tempfile.TemporaryDirectory(prefix="framework-estimate-") as tmp:
         measured = Node({
             **config,
             "task": {**config["task"], "batch_size": micro},
-            "engine": {**engine, "devices": 1, "accumulate_grad_batches": 1},
+            "engine": {**engine, "devices": 1, "nodes": 1, "accumulate_grad_batches": 1},
             # the probe fits take a dozen steps, shorter than a recipe's warm-up (refused as taking the whole
             # run), and the lr's value does not change a step's time
             "schedule": {**config["schedule"], "warmup_steps": 0, "warmup_fraction": 0.0},
@@ -240,11 +241,12 @@ def _timed_fit_and_validate(measured: Node, registry: Registry, model: Any, data
 def project_seconds(spec: RunSpec, m: Measurement) -> float | None:
     """The projected wall time of one run from its config and a measurement of its group."""
     engine, task = spec.config["engine"], spec.config["task"]
-    micro = micro_batch_size(task["batch_size"], engine["devices"], engine["accumulate_grad_batches"])
+    ranks = processes(engine)  # every device of every node loads its own share of each split
+    micro = micro_batch_size(task["batch_size"], engine["devices"], engine["accumulate_grad_batches"], engine.get("nodes", 1))
     n_train, n_val, n_test = (m.lengths.get(s) for s in ("train", "val", "test"))
     if not n_train:
         return None
-    per_epoch = math.ceil(n_train / engine["devices"] / micro)  # micro-batches per device and epoch
+    per_epoch = math.ceil(n_train / ranks / micro)  # micro-batches per device and epoch
     limits = []
     if task.get("max_steps"):
         limits.append(task["max_steps"] * engine["accumulate_grad_batches"])
@@ -253,10 +255,10 @@ def project_seconds(spec: RunSpec, m: Measurement) -> float | None:
     micro_batches = min(limits)
     epochs = math.ceil(micro_batches / per_epoch)
     validations = epochs // engine["check_val_every_n_epoch"] if n_val else 0
-    eval_batches = validations * math.ceil(n_val / engine["devices"] / micro) if n_val else 0
+    eval_batches = validations * math.ceil(n_val / ranks / micro) if n_val else 0
     tested = len(engine["test_checkpoints"])
     for _ in range(tested):
-        eval_batches += math.ceil((n_val or 0) / engine["devices"] / micro) + math.ceil((n_test or 0) / engine["devices"] / micro)
+        eval_batches += math.ceil((n_val or 0) / ranks / micro) + math.ceil((n_test or 0) / ranks / micro)
     fixed = (m.startup_s  # the fit
              + validations * (m.eval_startup_s  # starting each validation loop costs about what a validate call does
                               + 2 * m.checkpoint_s)  # and it writes last.ckpt, and best-*.ckpt when it improved
@@ -280,7 +282,7 @@ def estimate(runs: list[RunSpec], registry: Registry, steps: int = 10, report: A
             group.projected_s = group.device_s = None
         else:
             group.projected_s += seconds
-            group.device_s += seconds * spec.config["engine"]["devices"]
+            group.device_s += seconds * processes(spec.config["engine"])
     return list(groups.values())
 
 

@@ -124,7 +124,7 @@ def evaluate(path: Path, which: str, run_dir: Path | None, plugin_paths: list[st
     registry = Registry([*plugin_paths, *config.engine.plugin_paths])
     model, datamodule = load_task(config, registry)
     options = trainer_arguments(config.engine)
-    options.update(devices=1)  # one device suffices to score a checkpoint, and keeps the scores' reduction simple
+    options.update(devices=1, num_nodes=1)  # one device suffices to score a checkpoint, and keeps the scores' reduction simple
     if accelerator:
         options.update(accelerator=accelerator)
     trainer = pl.Trainer(**options, logger=False, enable_checkpointing=False, enable_progress_bar=False,

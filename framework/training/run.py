@@ -100,7 +100,8 @@ def _cluster_plugins() -> list:
 
 
 def _strategy(devices: int) -> Any:
-    """Several devices: DDP. In a SLURM job each device has its own task (process), started by srun;
+    """Several devices (`devices`: the processes of the run, on every node): DDP. In a SLURM job each
+    device has its own task (process), started by srun;
     elsewhere Lightning starts them with `ddp_spawn` (framework.training.spawned_ddp), because its default
     `ddp` launcher reruns the command line, which for `framework run` would be the whole grid."""
     if devices == 1:
@@ -194,7 +195,7 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None 
                    CheckpointMetadata(config), ModelSummaryFile(run_dir / MODEL_SUMMARY_FILE),
                    *([stopper] if stopper else [])],
         plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
-        strategy=_strategy(engine.devices),
+        strategy=_strategy(engine.devices * engine.get("nodes", 1)),
         profiler=NoProfiler(),
     )
     return model, datamodule, trainer, checkpoint, timer

@@ -71,7 +71,7 @@ def check(spec: RunSpec, registry: Registry, batches: int = BATCHES, steps: int 
 
     with tempfile.TemporaryDirectory(prefix="framework-sanity-") as tmp:
         engine = spec.config["engine"]
-        config = Node({**spec.config, "engine": {**engine, "devices": 1}, "run": {"id": spec.run_id, "dir": tmp}})
+        config = Node({**spec.config, "engine": {**engine, "devices": 1, "nodes": 1}, "run": {"id": spec.run_id, "dir": tmp}})
         try:
             model, datamodule = load_task(config, registry)
             datamodule.prepare_data()

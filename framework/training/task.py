@@ -127,9 +127,10 @@ class TensorBatchSampler(Sampler[torch.Tensor]):
 
 def per_device_batch_size(config: Any) -> int:
     """Samples per loader batch on each device: the global `task.batch_size` of one optimizer step split
-    over `engine.devices` and `engine.accumulate_grad_batches` (framework/config/batch_size.py); it must divide evenly."""
+    over `engine.devices` x `engine.nodes` and `engine.accumulate_grad_batches` (framework/config/batch_size.py); it must divide evenly."""
     try:
-        return micro_batch_size(config.task.batch_size, config.engine.devices, config.engine.accumulate_grad_batches)
+        return micro_batch_size(config.task.batch_size, config.engine.devices, config.engine.accumulate_grad_batches,
+                                config.engine.get("nodes", 1))
     except ValueError as exc:
         raise FrameworkError(str(exc)) from None
 

@@ -22,6 +22,7 @@ def trainer_arguments(engine: Any) -> dict[str, Any]:
     return dict(
         accelerator=engine.accelerator,
         devices=engine.devices,
+        num_nodes=engine.get("nodes", 1),  # multi-node DDP: Lightning reads each process's rank from SLURM
         precision=resolve_precision(engine.precision, device_type(engine.accelerator)),
         deterministic=engine.deterministic,
         accumulate_grad_batches=engine.accumulate_grad_batches,
