@@ -88,6 +88,7 @@ def handler(args: argparse.Namespace) -> int:
     registry = Registry(request.plugin_paths())
     runs = expand(request, registry)
     axes = describe_axes(runs)
+    _check_contract(runs, registry)
     if args.sanity:
         from framework.training.sanity import check_grid
 
@@ -119,6 +120,22 @@ def handler(args: argparse.Namespace) -> int:
     print(f"{len(runs)} runs -> {output} ({where})", flush=True)
     outcomes = run_all(runs, request.plugin_paths(), workers, force=args.force, report=Progress(len(runs), workers))
     return _summary(runs, outcomes, axes)
+
+
+def _check_contract(runs, registry) -> None:
+    """Before a cell trains (on any executor) or is listed: import every selected plugin and check its contract
+    (framework/training/contract.py); a broken one stops the command with one line per problem, exit 2."""
+    if not runs:
+        return
+    from framework.training.contract import ContractError, check_runs
+
+    report = check_runs(runs, registry)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if report.problems:
+        raise ContractError(report.problems)
+    print(f"plugin contract: {report.pairs} task x optimizer pair{'s' * (report.pairs != 1)} checked "
+          f"({report.seconds:.1f}s)", flush=True)
 
 
 def _dry_run(runs, axes: list[str]) -> int:
