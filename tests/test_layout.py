@@ -22,6 +22,7 @@ ALLOWED = {
     "executors": {"errors", "config", "results", "training"},
     "vision": {"errors", "config", "training"},  # building blocks for task plugins
     "api": {"errors", "config", "training"},  # the plugin contract, re-exported
+    "testing": {"errors", "config", "training"},  # the conformance checks, for a plugin author's pytest
     "commands": {"errors", "config", "results", "training", "executors"},
     "cli": {"errors", "commands"},
     "__main__": {"cli"},

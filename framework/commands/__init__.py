@@ -7,4 +7,4 @@ modules at import time; torch, Lightning and matplotlib are imported inside the 
 """
 
 COMMANDS = ("run", "status", "cancel", "prepare", "evaluate", "predict", "estimate", "tune_batch", "plot", "report",
-            "listing")
+            "listing", "conformance")

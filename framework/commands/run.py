@@ -22,6 +22,10 @@ overrides:
 merge order: engine defaults < optimizer default.yaml < task default.yaml (its recipe, incl. `schedule`, applies
 to every optimizer) < schedule keys an optimizer replaces (shown in the dry run's schedule column, recorded in
 schedule.overridden_by) < experiment file < command line.
+Before anything is listed, trained or submitted, every selected plugin is imported and its contract checked
+once per task config x optimizer (factories, TaskModel, parameter groups, the metrics one CPU evaluation
+batch logs): a violation is one line each, exit 2, nothing written (README "Check your plugin";
+`framework conformance FOLDER` runs the whole suite on a plugin folder).
 Finished runs are skipped, unfinished ones resume from their last checkpoint (--force reruns).
 A cell that another `framework run` is training (its run directory's .lock) is reported `locked` and left
 alone; the lock of a process that died is taken over, and a run whose lock is taken over stops at a step
@@ -40,7 +44,7 @@ def register(commands) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_request_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true", help="print the runs as a table and run nothing")
+    parser.add_argument("--dry-run", action="store_true", help="check the plugins' contract, print the runs as a table and run nothing")
     parser.add_argument("--force", action="store_true", help="rerun runs that already finished (never a cell whose lock another process holds)")
     parser.add_argument("--sanity", action="store_true",
                         help="first check, for each task x optimizer, that the loss falls when overfitting 2 batches "
@@ -88,6 +92,7 @@ def handler(args: argparse.Namespace) -> int:
     registry = Registry(request.plugin_paths())
     runs = expand(request, registry)
     axes = describe_axes(runs)
+    _check_contract(runs, registry)
     if args.sanity:
         from framework.training.sanity import check_grid
 
@@ -122,6 +127,22 @@ def handler(args: argparse.Namespace) -> int:
     print(f"{len(runs)} runs -> {output} ({where})", flush=True)
     outcomes = run_all(runs, request.plugin_paths(), workers, force=args.force, report=Progress(len(runs), workers))
     return _summary(runs, outcomes, axes)
+
+
+def _check_contract(runs, registry) -> None:
+    """Before a cell trains (on any executor) or is listed: import every selected plugin and check its contract
+    (framework/training/contract.py); a broken one stops the command with one line per problem, exit 2."""
+    if not runs:
+        return
+    from framework.training.contract import ContractError, check_runs
+
+    report = check_runs(runs, registry)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if report.problems:
+        raise ContractError(report.problems)
+    print(f"plugin contract: {report.pairs} task x optimizer pair{'s' * (report.pairs != 1)} checked "
+          f"({report.seconds:.1f}s)", flush=True)
 
 
 def _dry_run(runs, axes: list[str]) -> int:
