@@ -226,6 +226,7 @@ def _figure(cells, settings: _Settings, title: str):
     norm = Normalize(low, high)
     cmap = matplotlib.colormaps["viridis" if settings.mode == "max" else "viridis_r"].with_extremes(bad="white")
     width = len(optimizers) * max(3.2, 0.95 * n_x + 1.0) + 1.6
+    width = max(width, 0.08 * max(len(line) for line in title.splitlines()))  # the title's lines fit (10 pt)
     fig = Figure(figsize=(width, 0.65 * n_y + 2.4), layout="constrained")
     axes = fig.subplots(1, len(optimizers), squeeze=False)[0]
     for ax, optimizer in zip(axes, optimizers):
