@@ -4,7 +4,8 @@
         -> per task: configurations and the one chosen for each optimizer on the validation metric
            (selection.py, the rules of docs/protocol.md)
            -> best-configuration table (best_table.py), learning curves (curves.py),
-              time to target (time_to_target.py)
+              time to target (time_to_target.py), the task's own pictures of the chosen runs
+              (task_figures.py)
         -> performance profiles across tasks (performance_profiles.py)
 
 The runs are read once and handed to every step. Heatmaps come first: their checks (a config key that
@@ -34,6 +35,7 @@ class TaskFigures:
     target_rows: list[dict[str, Any]] = field(default_factory=list)
     target: float | None = None
     target_metric: str | None = None
+    pictures: list[Any] = field(default_factory=list)  # task_figures.TaskPicture: the task's own pictures
 
 
 @dataclass
@@ -112,7 +114,7 @@ def analyze(
 def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], score, heatmaps: list[Path],
                   formats: Sequence[str]) -> None:
     """One task's figures: best configurations, learning curves, time to target, profile rows."""
-    from framework.results import best_table, curves, performance_profiles, selection, time_to_target
+    from framework.results import best_table, curves, performance_profiles, selection, task_figures, time_to_target
 
     configs = selection.configurations(task_runs, score)
     chosen = selection.best(configs, score.select_mode)
@@ -134,7 +136,8 @@ def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], 
         figures.targets = time_to_target.plot_targets(score, figures.target_rows, result.plot_dir, formats)
         result.profile_rows += _profile_rows(result, performance_profiles.STEPS, task,
                                              time_to_target.fastest(figures.target_rows), "min")
-    result.written += figures.curves + figures.targets
+    figures.pictures = task_figures.collect_pictures(task, chosen, result.plot_dir)
+    result.written += figures.curves + figures.targets + [picture.path for picture in figures.pictures]
 
 
 def _profile_rows(result: Analysis, measure: str, task: str, values: dict[str, float | None], mode: str):

@@ -208,24 +208,30 @@ def _draw(cells, settings: _Settings, title: str, stem: Path, formats: Sequence[
 
 
 def _figure(cells, settings: _Settings, title: str):
-    """One task's heatmap Figure: a panel per optimizer, the colour scale shared (tests read it back)."""
+    """One task's heatmap Figure: a panel per optimizer, the colour scale shared (tests read it back).
+
+    Each panel's axes are the values its own optimizer has: optimizers with different defaults (adamw's
+    weight decay 0.01, lion's 0.1) would otherwise each fill only their own rows of shared axes."""
     import matplotlib
     import numpy as np
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     optimizers = sorted({c["optimizer"] for c in cells})
-    xs = sorted({c["x"] for c in cells}, key=sort_key)
-    ys = sorted({c["y"] for c in cells}, key=sort_key)
+    axes_of = {o: _panel_axes([c for c in cells if c["optimizer"] == o]) for o in optimizers}
+    n_x = max(len(xs) for xs, _ in axes_of.values())
+    n_y = max(len(ys) for _, ys in axes_of.values())
     means = [c["mean"] for c in cells if c["mean"] is not None]
     low, high = settings.limits or ((min(means), max(means)) if means else (0.0, 1.0))
     norm = Normalize(low, high)
     cmap = matplotlib.colormaps["viridis" if settings.mode == "max" else "viridis_r"].with_extremes(bad="white")
-    width = len(optimizers) * max(3.2, 0.95 * len(xs) + 1.0) + 1.6
-    fig = Figure(figsize=(width, 0.65 * len(ys) + 2.4), layout="constrained")
-    axes = fig.subplots(1, len(optimizers), squeeze=False, sharey=True)[0]
+    width = len(optimizers) * max(3.2, 0.95 * n_x + 1.0) + 1.6
+    width = max(width, 0.08 * max(len(line) for line in title.splitlines()))  # the title's lines fit (10 pt)
+    fig = Figure(figsize=(width, 0.65 * n_y + 2.4), layout="constrained")
+    axes = fig.subplots(1, len(optimizers), squeeze=False)[0]
     for ax, optimizer in zip(axes, optimizers):
         own = [c for c in cells if c["optimizer"] == optimizer]
+        xs, ys = axes_of[optimizer]
         grid = np.full((len(ys), len(xs)), np.nan)
         for c in own:
             grid[ys.index(c["y"]), xs.index(c["x"])] = np.nan if c["mean"] is None else c["mean"]
@@ -236,11 +242,17 @@ def _figure(cells, settings: _Settings, title: str):
         ax.set_title(optimizer)
         ax.set_xticks(range(len(xs)), [label(v) for v in xs], rotation=45 if len(xs) > 5 else 0)
         ax.set_xlabel(settings.x)
-    axes[0].set_yticks(range(len(ys)), [label(v) for v in ys])
-    axes[0].set_ylabel(settings.y)
+        ax.set_yticks(range(len(ys)), [label(v) for v in ys])
+        if ax is axes[0] or axes_of[optimizer][1] != axes_of[optimizers[0]][1]:
+            ax.set_ylabel(settings.y)  # repeated only where a panel's rows differ from the first panel's
     fig.colorbar(image, ax=list(axes), label=settings.column)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _panel_axes(cells) -> tuple[list[Any], list[Any]]:
+    """The x and y values one optimizer's cells have, in grid order."""
+    return (sorted({c["x"] for c in cells}, key=sort_key), sorted({c["y"] for c in cells}, key=sort_key))
 
 
 def _annotate(ax, cell: dict[str, Any], col: int, row: int, spec: str, rgba) -> None:

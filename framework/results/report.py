@@ -71,6 +71,7 @@ def render(result: Analysis) -> str:
         ("best", "Best configurations", _best(result)),
         ("heatmaps", "Heatmaps", _figures(result, "heatmaps", "no heatmap was drawn", _HEATMAP)),
         ("curves", "Learning curves", _figures(result, "curves", "no learning curve was logged", _CURVES)),
+        ("pictures", "Task pictures", _pictures(result)),
         ("targets", "Time to target", _targets(result)),
         ("profiles", "Performance profiles", _profiles(result)),
         ("environment", "Environment", _environment(result)),
@@ -186,6 +187,12 @@ def _figures(result: Analysis, kind: str, empty: str, caption: str) -> str:
             if path.suffix == ".png":
                 parts.append(_image(path, f"{path.stem}: {caption}"))
     return "\n".join(parts) or f"<p>{_e(empty)}.</p>"
+
+
+def _pictures(result: Analysis) -> str:
+    parts = [_image(picture.path, picture.caption) for figures in result.tasks.values() for picture in figures.pictures]
+    return "\n".join(parts) or ("<p>No task drew pictures of its runs (a task draws them at test time with "
+                                 "<code>TaskModel.save_figure</code>).</p>")
 
 
 def _targets(result: Analysis) -> str:

@@ -8,6 +8,7 @@
         job.json         the SLURM job of the latest submission (slurm executor)
         checkpoints/     best-*.ckpt and last.ckpt
         logs/            Lightning's CSV logs (metrics.csv)
+        figures/         pictures the task drew of a tested checkpoint: figures/best/, figures/last/
 
 Every file is written atomically, so a killed process leaves the old file or the new one.
 """
@@ -30,6 +31,7 @@ FINISHED = ("done", "diverged")  # outcomes that are results: never redone witho
 CONFIG_FILE, STATUS_FILE, SCORES_FILE, JOB_FILE = "config.yaml", "status.json", "scores.json", "job.json"
 CONFIG_JSON = "config.json"  # the same configuration, for fast loading
 LOCK_FILE = ".lock"  # held while a process trains the run (training/run_lock.py)
+FIGURES_DIR = "figures"  # <run dir>/figures/<best|last>/<name>.png (+ <name>.txt, its caption): TaskModel.save_figure
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -39,6 +41,27 @@ def checkpoint_dir(run_dir: Path) -> Path:
 def last_checkpoint(run_dir: Path) -> Path | None:
     path = checkpoint_dir(run_dir) / "last.ckpt"
     return path if path.is_file() else None
+
+
+def figures_dir(run_dir: Path, checkpoint: str) -> Path:
+    """Where a task's pictures of the `checkpoint` ("best" or "last") checkpoint go."""
+    return run_dir / FIGURES_DIR / checkpoint
+
+
+def read_figures(run_dir: Path, checkpoint: str) -> list[tuple[Path, str]]:
+    """(PNG, caption) for each picture the task drew of `checkpoint`, by name; the caption is the
+    `<name>.txt` beside it, else the name. The folder is named after the file tested: when best and last
+    are one checkpoint (a run that saved no best-*.ckpt of its own tests last.ckpt as its best; a best
+    tested once for both) only one folder exists, and it serves for both."""
+    other = "best" if checkpoint == "last" else "last"
+    folder = next((f for f in (figures_dir(run_dir, checkpoint), figures_dir(run_dir, other)) if f.is_dir()), None)
+    if folder is None:
+        return []
+    figures = []
+    for png in sorted(folder.glob("*.png")):
+        caption = png.with_suffix(".txt")
+        figures.append((png, caption.read_text(encoding="utf-8").strip() if caption.is_file() else png.stem))
+    return figures
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:

@@ -23,6 +23,8 @@ Optional parts of the contract:
 - `TaskModel.activations(batch) -> dict[str, Tensor]`: internal tensors of a batch, for debugging.
 - `TaskModel.predict_suffixes` and `TaskModel.predict_files(files, output, datamodule)`: `framework predict`
   on new input files (framework/training/predict.py, docs/predict.md).
+- `TaskModel.save_figure(figure, name, caption)` at test time: a picture of the tested checkpoint (a
+  confusion matrix, predicted masks) that `framework plot` and `framework report` show.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, TensorDataset
 
 from framework.config.batch_size import micro_batch_size
+from framework.config.file_io import atomic_write_text
 from framework.errors import FrameworkError
+from framework.results.run_folder import figures_dir
 from framework.training.data_checks import NamedSamples, SkippedSamples, check_dataset, collate_skipping
 from framework.training.parameter_groups import GroupedModel
 
@@ -263,6 +267,31 @@ class TaskModel(LightningModule):
         self.log_dict(
             values, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=self.sync_dist, prog_bar=prog_bar
         )
+
+    def save_figure(self, figure: Any, name: str, caption: str = "") -> Path | None:
+        """Save a matplotlib Figure of the checkpoint being tested as `<run dir>/figures/<best|last>/<name>.png`,
+        with `caption` beside it (`<name>.txt`); return its path.
+
+        Call it from a test hook (e.g. `on_test_epoch_end`): the run tests its best and its last checkpoint,
+        and each gets its own folder, so `framework plot` and `framework report` show the pictures of the
+        checkpoint they report (`evaluation.checkpoint`) for each optimizer's chosen configuration. Does
+        nothing (returns None) outside a run directory (`framework estimate`, `--sanity`) and on every
+        process but the first.
+        """
+        run_dir = self.config["run"].get("dir") if "run" in self.config else None
+        if not run_dir or self._trainer is None or not self.trainer.is_global_zero:
+            return None
+        tested = Path(self.trainer.ckpt_path or "last.ckpt").name
+        folder = figures_dir(Path(run_dir), "last" if tested.startswith("last") else "best")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        # written under a temporary name and renamed, as every file of a run directory is: a killed run
+        # never leaves half a picture for the report to embed
+        partial = folder / f".{name}.tmp.png"
+        figure.savefig(partial, dpi=100)
+        partial.replace(path)
+        atomic_write_text(path.with_suffix(".txt"), caption or name)
+        return path
 
     def activations(self, batch: Any) -> dict[str, torch.Tensor]:
         """Debugging hook: internal tensors of one batch, by name (e.g. "features", "logits",

@@ -1,7 +1,8 @@
 """Image classification with any transformers image classifier (ViT, ResNet, ...; `task.model.name`).
 
-At each test epoch's end the confusion matrix is written to <run dir>/confusion_matrix_test.csv (and as
-a figure, confusion_matrix_test.png, when matplotlib is installed).
+At each test epoch's end the confusion matrix of the tested checkpoint is drawn with TaskModel.save_figure
+into <run dir>/figures/<best|last>/confusion_matrix_test.png (`framework plot` and `framework report`
+show it), its counts beside it in confusion_matrix_test.csv.
 """
 
 from __future__ import annotations
@@ -27,35 +28,38 @@ class ClassificationModel(VisionTaskModel):
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        run_dir = self.config["run"].get("dir") if "run" in self.config else None
-        if run_dir and self.trainer.is_global_zero:
-            write_confusion_matrix(self.metric.confusion_matrix(), self.class_names, Path(run_dir), "test")
+        matrix = self.metric.confusion_matrix()
+        path = self.save_figure(confusion_figure(matrix, self.class_names), "confusion_matrix_test",
+                                "confusion matrix on the test set: rows the true class, columns the predicted one")
+        if path is not None:
+            write_confusion_csv(matrix, self.class_names, path.with_suffix(".csv"))
 
     def activations(self, batch):
         outputs = self.network(pixel_values=batch.images)
         return {"logits": outputs.logits, "probabilities": outputs.logits.softmax(-1)}
 
 
-def write_confusion_matrix(matrix: np.ndarray, names: list[str], run_dir: Path, split: str) -> None:
+def write_confusion_csv(matrix: np.ndarray, names: list[str], path: Path) -> None:
     header = "target\\predicted," + ",".join(names)
     lines = [header] + [f"{name}," + ",".join(str(int(v)) for v in row) for name, row in zip(names, matrix)]
-    (run_dir / f"confusion_matrix_{split}.csv").write_text("\n".join(lines) + "\n")
-    try:
-        import matplotlib
+    path.write_text("\n".join(lines) + "\n")
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:  # the figure is a convenience; the csv holds the numbers
-        return
+
+def confusion_figure(matrix: np.ndarray, names: list[str]):
+    """The counts as a matplotlib Figure (not pyplot's: a run keeps no global figure state)."""
+    from matplotlib.figure import Figure
+
     size = 2 + 0.4 * len(names)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size), layout="constrained")
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=90)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("target")
+    brightest = matrix.max() if matrix.size else 0
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(run_dir / f"confusion_matrix_{split}.png", dpi=100)
-    plt.close(fig)
+        # white on the dark end of the scale, where black text would vanish
+        ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=7,
+                color="white" if brightest and value > 0.6 * brightest else "black")
+    return fig

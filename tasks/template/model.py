@@ -5,10 +5,11 @@ wraps it in a GroupedModel (no weight decay for biases, norms and embeddings). T
 network its own learning rate (e.g. a pretrained backbone at 0.1x), wrap it yourself:
 
     from framework.api import GroupedModel, ParameterGroup
-    backbone = ParameterGroup.from_prefix(net, "backbone.", name="backbone", lr_multiplier=0.1)
+    backbone = ParameterGroup.from_prefix(net, "backbone", name="backbone", lr_multiplier=0.1)
     super().__init__(GroupedModel(net, [backbone]), optimizer, config)
 
-Log scalars only: the engine selects the best checkpoint by task.target_metric (here val_loss) and
+(A prefix matches whole name parts: "backbone" takes backbone.conv.weight, not backbone2.weight.)
+docs/adding_a_task.md walks through a whole task. Log scalars only: the engine selects the best checkpoint by task.target_metric (here val_loss) and
 tests it, so validation_step and test_step must log `val_<metric>` and `test_<metric>`.
 """
 
