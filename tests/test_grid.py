@@ -232,3 +232,16 @@ def test_shared_schedule_keys_are_checked_before_anything_runs():
             "[task digits, optimizer adamw_baseline]") in found
     assert any(p.startswith("schedule.eta_min_factor: must be in [0, 1]") for p in found)
     assert len(found) == 2  # each problem once, although both optimizers have it
+
+
+def test_overrides_may_follow_options(tmp_path):
+    """`framework run tasks=digits --dry-run key=v`: the overrides after an option join the others, in order."""
+    from .conftest import run_cli
+
+    done = run_cli("run", "tasks=digits", "--dry-run", "optimizer.learning_rate=1e-3,1e-2", "-o", str(tmp_path / "out"),
+                   "optimizer.learning_rate=3e-3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # the last value wins, as on one line
+    assert "1 runs (dry run" in done.stdout and single_id("tasks=digits", "optimizer.learning_rate=3e-3") in done.stdout
+    bad = run_cli("run", "tasks=digits", "--dry-run", "--bogus", cwd=tmp_path)
+    assert bad.returncode == 2 and "unrecognized arguments: --bogus" in bad.stderr

@@ -72,7 +72,10 @@ def with_total_steps(config: Node, weight_decay: float | None = None) -> Node:
     optimizer = config["optimizer"].to_dict()
     if weight_decay is not None:
         optimizer["weight_decay"] = weight_decay
-    return config.replace(run={**run, "total_steps": TOTAL_STEPS}, optimizer=optimizer)
+    # longer than the recipe's warm-up (a baseline warms up for 1,500 steps), which must fit in the run
+    warmup = config["schedule"].get("warmup_steps") if "schedule" in config else None
+    total = TOTAL_STEPS + (warmup if isinstance(warmup, int) and warmup > 0 else 0)
+    return config.replace(run={**run, "total_steps": total}, optimizer=optimizer)
 
 
 def configure(configure_optimizers: Any, model: GroupedModel, config: Node, where: str) -> tuple[list, list[str]]:
