@@ -158,5 +158,10 @@ def test_adding_an_optimizer_up_to_its_heatmap(tmp_path):
 
 def test_readme_snippets(tmp_path):
     cwd, env = _sandbox(tmp_path)
+    # the README's pytest example collects the checks of a plugin folder: one optimizer, the template's copy
+    mine = cwd / "my_plugins" / "optimizers" / "my_optimizer"
+    shutil.copytree(REPO / "optimizers" / "template", mine)
+    settings = mine / "default.yaml"
+    settings.write_text(settings.read_text().replace("name: template", "name: my_optimizer", 1))
     follow(REPO / "README.md", cwd, env)
     assert (cwd / "experiment.yaml").is_file()  # the experiment file was expanded by a dry run

@@ -92,6 +92,10 @@ def handler(args: argparse.Namespace) -> int:
     registry = Registry(request.plugin_paths())
     runs = expand(request, registry)
     axes = describe_axes(runs)
+    if runs and not args.dry_run:
+        from framework.commands.describe import print_task_lines
+
+        print_task_lines(runs, registry)  # first: what each task trains (model, params, data)
     _check_contract(runs, registry)
     if args.sanity:
         from framework.training.sanity import check_grid
@@ -103,9 +107,6 @@ def handler(args: argparse.Namespace) -> int:
     if not runs:
         print("0 runs")
         return 0
-    from framework.commands.describe import print_task_lines
-
-    print_task_lines(runs, registry)  # first: what each task trains (model, params, data)
     engine = runs[0].config["engine"]
     executors = {spec.config["engine"]["executor"] for spec in runs}
     if len(executors) > 1:

@@ -98,6 +98,19 @@ class LoggingInterval(Callback):
             trainer.log_every_n_steps = min(trainer.log_every_n_steps, steps)
 
 
+class LossRecorder(Callback):
+    """Each training step's loss, in `losses` (what `training_step` returned: a tensor or {"loss": ...});
+    the pre-grid sanity check and the conformance checks read it."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self.losses.append(float(loss.detach()))
+
+
 class ResumableEarlyStopping(EarlyStopping):
     """Lightning's EarlyStopping, whose decision to stop is kept by a resumed run.
 

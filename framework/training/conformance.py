@@ -163,20 +163,14 @@ def fit_steps(spec: RunSpec, registry: Registry, tmp: Path, save: bool = False, 
     """Build the run's task as the engine does and fit one step on the CPU; what the checks look at."""
     import lightning.pytorch as pl
     import torch
-    from lightning.pytorch import Callback
 
-    from framework.training.callbacks import DivergenceCheck
+    from framework.training.callbacks import DivergenceCheck, LossRecorder
     from framework.training.optimizer_modes import OptimizerModes
     from framework.training.run import build, quiet_lightning
 
     quiet_lightning()
-    losses: list[float] = []
-
-    class Losses(Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-            if loss is not None:
-                losses.append(float(loss.detach()))
+    recorder = LossRecorder()
+    losses = recorder.losses
 
     model, datamodule, _, _, _ = build(spec, registry, tmp / "run")
     if nan:
@@ -185,7 +179,7 @@ def fit_steps(spec: RunSpec, registry: Registry, tmp: Path, save: bool = False, 
     trainer = pl.Trainer(max_steps=1, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0, accelerator="cpu",
                          devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, default_root_dir=tmp,
-                         callbacks=[OptimizerModes(), DivergenceCheck(), Losses()])  # as in every engine run
+                         callbacks=[OptimizerModes(), DivergenceCheck(), recorder])  # as in every engine run
     trainer.fit(model, datamodule=datamodule)
     grouped = sorted(n for g in model.model.parameter_groups() for n in g.names)
     result = {

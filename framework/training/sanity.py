@@ -52,22 +52,17 @@ class SanityResult:
 def check(spec: RunSpec, registry: Registry, batches: int = BATCHES, steps: int = STEPS) -> SanityResult:
     """Overfit the first `batches` training batches of `spec`'s task for `steps` steps."""
     import lightning.pytorch as pl
-    from lightning.pytorch import Callback
     from torch.utils.data import DataLoader
 
+    from framework.training.callbacks import LossRecorder
     from framework.training.optimizer_modes import OptimizerModes
     from framework.training.run import load_task, quiet_lightning
     from framework.training.trainer_options import trainer_arguments
 
     quiet_lightning()
     warnings.filterwarnings("ignore", message=".*defined a `validation_step` but have no `val_dataloader`.*")
-    losses: list[float] = []
-
-    class Losses(Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-            if loss is not None:
-                losses.append(float(loss.detach()))
+    recorder = LossRecorder()
+    losses = recorder.losses
 
     with tempfile.TemporaryDirectory(prefix="framework-sanity-") as tmp:
         engine = spec.config["engine"]
@@ -83,7 +78,7 @@ def check(spec: RunSpec, registry: Registry, batches: int = BATCHES, steps: int 
             trainer = pl.Trainer(
                 **options, max_steps=steps, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
                 logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                callbacks=[Losses(), OptimizerModes()], default_root_dir=tmp,  # OptimizerModes: schedule-free
+                callbacks=[recorder, OptimizerModes()], default_root_dir=tmp,  # OptimizerModes: schedule-free
             )
             # batch_size=None: the loader hands out the stored batches as they are, in order, every epoch
             trainer.fit(model, train_dataloaders=DataLoader(fixed, batch_size=None))

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from framework.errors import FrameworkError
+from framework.errors import DataError, FrameworkError
 from framework.vision.categories import Categories
 from framework.vision.decoded_cache import CachedDecoding, file_stamp
 from framework.vision.images import index_segments, read_image, read_panoptic_png
@@ -70,7 +70,7 @@ def prepare_coco(root: str | Path, splits: tuple[str, ...] = ("train2017", "val2
             needed += [panoptic_file(root, split), panoptic_dir(root, split)]
     for path in needed:
         if not path.exists():
-            raise FrameworkError(
+            raise DataError(
                 f"COCO data not found: looked for {path}; download COCO 2017 into {root} as {DATA_DOC} "
                 "describes (or use the bundled synthetic data)"
             )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from framework.errors import FrameworkError
+from framework.errors import DataError, FrameworkError
 from framework.vision.categories import Categories
 from framework.vision.decoded_cache import CachedDecoding
 from framework.vision.images import read_image, read_label_png
@@ -27,8 +27,8 @@ DATA_DOC = "docs/vision_data.md"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
-def _missing(what: str, path: Path) -> FrameworkError:
-    return FrameworkError(f"{what} not found: looked for {path}; see {DATA_DOC} for how to get and lay out the data")
+def _missing(what: str, path: Path) -> DataError:
+    return DataError(f"{what} not found: looked for {path}; see {DATA_DOC} for how to get and lay out the data")
 
 
 def _images_in(folder: Path) -> list[Path]:
