@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from datetime import date
@@ -93,7 +94,7 @@ def main() -> int:
     medians, rows = median_rounds({mode: second_epoch(mode) for mode in MODES}, args.rounds)
     shutil.rmtree(cache_dir, ignore_errors=True)
     ratio = {mode: medians["none"] / medians[mode] for mode in MODES}
-    first_median = {mode: sorted(v)[len(v) // 2] for mode, v in first.items()}
+    first_median = {mode: statistics.median(v) for mode, v in first.items()}
     snippet = "\n".join([
         f"Measured {date.today().isoformat()} with `python benchmarks/data_cache.py --rounds {args.rounds} "
         f"--workers {args.workers}` on {machine()}; one torch thread, engine.data_workers={args.workers}. The machine "

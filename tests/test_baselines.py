@@ -2,9 +2,7 @@
 """Every experiment file in baselines/ is a valid grid: `framework run -e FILE --dry-run` accepts it, with
 task.data_dir pointed at a small folder of the real dataset's layout (written here, offline), names the
 command that runs it and its hardware, uses a model preset this checkout knows and is listed in
-baselines/README.md. The real-size presets come from the vision models work: until it is merged, the files
-that name them fail here, on purpose (a misspelt preset would otherwise be taken for a hub id and fail on
-the GPU node instead)."""
+baselines/README.md (a misspelt preset would otherwise be taken for a hub id and fail on the GPU node)."""
 
 from __future__ import annotations
 

@@ -95,6 +95,14 @@ def test_the_contract_is_checked_once_per_pair_whatever_the_sweep(tmp_path):
     assert "plugin contract: 22 task x optimizer pairs checked" in proc.stdout and "44 runs (dry run" in proc.stdout
 
 
+def test_a_multi_node_grid_is_checked_on_one_device(tmp_path):
+    """The check trains on one CPU: a batch that divides over 3 nodes need not divide over its one device's."""
+    done = run_cli("run", "tasks=digits", "engine.executor=slurm", "engine.nodes=3", "task.batch_size=6", "--dry-run",
+                   "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "1 task x optimizer pair checked" in done.stdout
+
+
 def test_conformance_passes_for_copies_of_the_templates(tmp_path):
     copy_plugin(tmp_path / "plugins", "task", "my_task")
     copy_plugin(tmp_path / "plugins", "optimizer", "my_opt")

@@ -164,8 +164,17 @@ def test_task_cache_setting_caches_every_split_of_real_data(synthetic, tmp_path,
 def test_classification_folders_cache_decoded_images(tmp_path):
     root = prepare_synthetic_classification(SyntheticClassificationSpec(height=16, width=16, train=12, val=6, test=6),
                                             tmp_path / "data")
-    cached, fresh = ImageFolder(root, "val"), ImageFolder(root, "val")
+    class CountingFolder(ImageFolder):
+        decodes = 0
+
+        def decode(self, index):
+            type(self).decodes += 1
+            return super().decode(index)
+
+    cached, fresh = CountingFolder(root, "val"), ImageFolder(root, "val")
     use_cache([cached], "disk", tmp_path / "cache")
-    assert all(same(a, b) for a, b in zip(epoch(cached), epoch(fresh)))
-    assert all(same(a, b) for a, b in zip(epoch(cached), epoch(fresh)))
+    assert all(same(a, b) for a, b in zip(epoch(cached), epoch(fresh)))  # first pass: decoded, then written
+    assert CountingFolder.decodes == len(fresh)
+    assert all(same(a, b) for a, b in zip(epoch(cached), epoch(fresh)))  # second pass: read from the cache
+    assert CountingFolder.decodes == len(fresh)
     assert len(list((tmp_path / "cache").rglob("*.sample"))) == len(fresh)

@@ -245,3 +245,12 @@ def test_overrides_may_follow_options(tmp_path):
     assert "1 runs (dry run" in done.stdout and single_id("tasks=digits", "optimizer.learning_rate=3e-3") in done.stdout
     bad = run_cli("run", "tasks=digits", "--dry-run", "--bogus", cwd=tmp_path)
     assert bad.returncode == 2 and "unrecognized arguments: --bogus" in bad.stderr
+
+
+def test_who_replaced_a_schedule_key_is_not_part_of_the_identity():
+    """adamw_schedulefree's own constant schedule and the same schedule set on the command line train the
+    same thing: one run, although only the first records overridden_by."""
+    own = grid("tasks=digits", "optimizers=adamw_schedulefree")[0]
+    given = grid("tasks=digits", "optimizers=adamw_schedulefree", "schedule.name=constant")[0]
+    assert own.config["schedule"]["overridden_by"] != given.config["schedule"]["overridden_by"]
+    assert own.run_id == given.run_id

@@ -1,4 +1,4 @@
-# cd /work/main && /work/venv/bin/python -m pytest tests/test_selection.py -q
+# python -m pytest tests/test_selection.py
 """The rules of docs/protocol.md on run folders written by hand: the configuration is chosen on the
 validation metric and reported on the test metric; failed and diverged seeds count against their
 configuration; the config refuses a test metric for selection; `framework report` names the protocol."""

@@ -168,6 +168,7 @@ def test_framework_run_prints_it_first(cli, tmp_path):
     # a run that fails at once on its missing data: the header comes before anything else
     proc = cli("run", "tasks=classification", f"task.data_dir={tmp_path}/none", "engine.workers=0", "-o",
                str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # the cell fails on its data, after the header
     assert proc.stdout.splitlines()[0] == (f"classification: vit tiny preset (params unknown, random init) on "
                                            f"class-folder data at {tmp_path}/none (64 px inputs)")
 

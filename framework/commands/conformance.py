@@ -75,7 +75,7 @@ def handler(args: argparse.Namespace) -> int:
             result, detail, lines = "FAIL", one_line(exc, 300), []
         if result == "FAIL" and name == "contract":
             broken.add((task, optimizer))
-            bad += lines
+            bad += lines or [f"{task} x {optimizer}: {detail}"]  # a contract that raised is broken too
         failed += result == "FAIL" and name != "contract"
         rows.append([task, optimizer, name, result, f"({time.perf_counter() - start:.1f}s) {detail}".strip()])
         print(f"{task} x {optimizer}: {name} {result}", flush=True)

@@ -30,6 +30,8 @@ NON_IDENTITY = (
     # skipping bad samples changes nothing on good data; a run that failed on a corrupt file resumes as the
     # same run when it is allowed
     "engine.skip_bad_samples",
+    # a record of which optimizer replaced a schedule key: the values it replaced are in the identity already
+    "schedule.overridden_by",
 )
 
 

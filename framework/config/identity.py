@@ -9,7 +9,6 @@ directory (a finished run is skipped, not repeated) and two that train different
 - `engine.precision` is replaced by the precision it trains in (devices.identity_precision): bf16 on a
   CPU trains in 32-true and is the same run as 32-true there;
 - schedule keys the chosen schedule never reads are left out (UNUSED_SCHEDULE_KEYS);
-- `engine.nodes` is left out when it is 1, as every run had before the key existed (their run_ids stay);
 - the keys that only say where and how a run executes are left out (grid.NON_IDENTITY).
 """
 
@@ -52,9 +51,6 @@ def identity(config: Mapping[str, Any], leave_out: Iterable[str] = ()) -> dict[s
     if isinstance(schedule, dict):
         for key in UNUSED_SCHEDULE_KEYS.get(str(schedule.get("name")), ()):
             schedule.pop(key, None)
-    if isinstance(engine, dict) and engine.get("nodes") == 1:
-        # one node is what every run did before engine.nodes existed: leaving it out keeps their run_ids
-        engine.pop("nodes")
     for dotted in leave_out:
         _drop(result, dotted)
     return result

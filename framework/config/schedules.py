@@ -3,7 +3,7 @@
 The schedule is part of the task's training recipe (the `schedule` config section, set in the task's
 default.yaml), so two optimizers on one task differ in their update rule, never in how their learning
 rate moves; an optimizer that needs another schedule replaces keys in its own default.yaml, and the run
-records it in `schedule.overridden_by` (framework/config/grid.py). The schedule is a factor applied
+records it in `schedule.overridden_by` (framework/config/recipe.py). The schedule is a factor applied
 through `LambdaLR`, which multiplies each parameter group's own initial lr, so group multipliers (a
 backbone at 0.1x) carry through warm-up and decay unchanged.
 

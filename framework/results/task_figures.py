@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from framework.results.figure_files import file_stem
 from framework.results.run_folder import read_figures
 from framework.results.selection import SEED, Configuration, label, sort_key
 
@@ -33,7 +34,7 @@ def collect_pictures(task: str, chosen: dict[str, Configuration], plot_dir: Path
             continue
         checkpoint = str(run.get("evaluation.checkpoint") or "best")
         for source, caption in read_figures(Path(run["run_dir"]), checkpoint):
-            target = plot_dir / f"{task}_{optimizer}_{source.name}"
+            target = file_stem(plot_dir, f"{task}_{optimizer}_{source.name}")
             shutil.copyfile(source, target)
             where = f"{task}, {optimizer}, {SEED}={label(run.get(SEED))}, {checkpoint} checkpoint, run {run['run_id']}"
             pictures.append(TaskPicture(target, f"{caption} ({where})"))

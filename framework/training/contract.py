@@ -111,7 +111,7 @@ def check_config(spec: RunSpec, tmp: str) -> Node:
     """The run's config as a check builds it: one device, no loader processes, a scratch run folder, and
     batches of at most CHECK_BATCH samples (the metrics' names do not depend on the batch size, and one
     batch of 16 untrained panoptic predictions at the COCO recipe's 1333 pixels takes 15 s on a CPU)."""
-    engine = {**spec.config["engine"], "devices": 1, "data_workers": 0, "accumulate_grad_batches": 1}
+    engine = {**spec.config["engine"], "devices": 1, "nodes": 1, "data_workers": 0, "accumulate_grad_batches": 1}
     task = {**spec.config["task"], "batch_size": min(CHECK_BATCH, spec.config["task"]["batch_size"])}
     return Node({**spec.config, "engine": engine, "task": task, "run": {"id": spec.run_id, "dir": tmp}})
 

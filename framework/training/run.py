@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.config import Node
+from framework.config.batch_size import processes
 from framework.config.grid import RunSpec
 from framework.config.registry import Registry
 from framework.errors import DivergedError, FrameworkError, one_line
@@ -195,7 +196,7 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None 
                    CheckpointMetadata(config), ModelSummaryFile(run_dir / MODEL_SUMMARY_FILE),
                    *([stopper] if stopper else [])],
         plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
-        strategy=_strategy(engine.devices * engine.get("nodes", 1)),
+        strategy=_strategy(processes(engine)),
         profiler=NoProfiler(),
     )
     return model, datamodule, trainer, checkpoint, timer
