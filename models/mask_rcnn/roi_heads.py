@@ -81,7 +81,8 @@ class RoIHeads(nn.Module):
                                     self.config.sampling_ratio)
 
     def sample(self, proposals: list[Tensor], targets: list[dict]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-        """Per image: the sampled boxes, their labels (num_labels = background) and matched objects."""
+        """Per image: the sampled boxes, their labels (num_labels = background) and matched objects
+        (0 for background, which may have none to match: an image whose crop lost every object)."""
         boxes, labels, matched = [], [], []
         for image_proposals, target in zip(proposals, targets):
             candidates = torch.cat([image_proposals, target["boxes"].to(image_proposals.dtype)])
@@ -105,8 +106,8 @@ class RoIHeads(nn.Module):
         classification = F.cross_entropy(logits, all_labels)
         foreground = torch.nonzero(all_labels < self.config.num_labels).view(-1)
         fg_labels = all_labels[foreground]
-        regression = self.coder.encode(torch.cat([t["boxes"][m] for t, m in zip(targets, matched)])[foreground],
-                                       torch.cat(boxes)[foreground])
+        truth = torch.cat([t["boxes"][m[keep < self.config.num_labels]] for t, m, keep in zip(targets, matched, labels)])
+        regression = self.coder.encode(truth, torch.cat(boxes)[foreground])
         own_deltas = deltas.view(len(deltas), -1, 4)[foreground, fg_labels]
         box = F.smooth_l1_loss(own_deltas, regression, beta=self.config.smooth_l1_beta, reduction="sum")
         losses = {"loss_classifier": classification, "loss_box": box / max(len(all_labels), 1)}
