@@ -113,6 +113,12 @@ def test_model_plugin_mistakes_are_one_line_each(cli, tmp_path):
         load_model("object_detection", "template", CLASSES)
     listing = cli("models", "--plugin-path", str(plugins), cwd=tmp_path, check=True).stdout
     assert [line.split()[1] for line in listing.splitlines() if line.startswith(("no_readme", "bad_kind"))] == ["broken"] * 2
+    checked = cli("models", "--check", "--plugin-path", str(plugins), cwd=tmp_path, check=True).stdout
+    states = {line.split()[0]: line.split()[1] for line in checked.splitlines()[2:]}
+    assert {name: states.get(name) for name in ("bad_kind", "missing_class", "no_readme", "template", "wrong_type")} == {
+                      "bad_kind": "broken", "missing_class": "broken", "no_readme": "broken", "template": "ok",
+                      "wrong_type": "broken"}, checked
+    assert "no class NoSuchClass" in checked and "no config class with model_type = 'wrong_type_type'" in checked
     # a typo in the name: the run stops before training, naming the close preset
     proc = cli("run", "tasks=classification", "task.model.name=templte-small", "--dry-run", cwd=tmp_path)
     assert proc.returncode == 2 and "did you mean the preset 'template-small'?" in proc.stderr

@@ -53,3 +53,19 @@ def model_problem(path: Path, defaults: dict[str, Any]) -> str | None:
     if default is not None and default not in presets:
         return f"{where}: model.default_preset '{default}' is not one of model.presets ({', '.join(presets) or 'none'})"
     return None
+
+
+def model_import_problem(path: Path, settings: dict[str, Any], modeling: Any, configuration: Any) -> str | None:
+    """After importing a model plugin (`framework models --check`): what its modules lack that
+    default.yaml promises, as one line, or None. The same rules as its registration at run time."""
+    model_type = settings["model_type"]
+    configs = [v for v in vars(configuration).values() if isinstance(v, type) and getattr(v, "model_type", None) == model_type]
+    if not configs:
+        return f"{path / 'configuration.py'}: no config class with model_type = '{model_type}' (default.yaml model.model_type)"
+    for kind, class_name in settings["auto_classes"].items():
+        model_class = getattr(modeling, class_name, None)
+        if model_class is None:
+            return f"{path / 'modeling.py'}: no class {class_name} (default.yaml model.auto_classes.{kind})"
+        if getattr(model_class, "config_class", None) not in configs:
+            return f"{path / 'modeling.py'}: {class_name}.config_class must be configuration.{configs[0].__name__}"
+    return None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from framework.config.file_io import load_yaml
-from framework.config.model_checks import model_problem
+from framework.config.model_checks import model_import_problem, model_problem
 from framework.errors import PluginError
 
 PLUGIN_PATH_ENV = "FRAMEWORK_PLUGIN_PATH"
@@ -241,7 +241,10 @@ class Registry:
             for plugin in plugins.values():
                 if plugin.ok:
                     try:
-                        plugin.load()
+                        module = plugin.load()
+                        if plugin.kind == "model":
+                            plugin.problem = model_import_problem(plugin.path, plugin.defaults["model"], module,
+                                                                  plugin.module("configuration"))
                     except PluginError as exc:
                         cause = exc.__cause__
                         plugin.problem = f"{type(cause).__name__}: {cause}" if cause else str(exc)
