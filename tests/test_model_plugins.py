@@ -132,3 +132,13 @@ def test_a_folder_of_an_unknown_architecture_names_the_fix(tmp_path):
     with pytest.raises(FrameworkError, match="needs its model plugin on the plugin path"):
         load_model("classification", str(tmp_path / "saved"), CLASSES)
 
+
+
+def test_conformance_checks_a_model_folder_on_the_task_of_each_kind_it_serves(cli, tmp_path):
+    plugins = tmp_path / "plugins"
+    user_model(plugins)
+    proc = cli("conformance", str(plugins), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for check in ("contract", "step", "same_seed", "checkpoint", "diverged"):
+        assert f"classification[my_convnet] x adamw_baseline: {check} pass" in proc.stdout
+    assert "5 passed, 0 failed" in proc.stdout
