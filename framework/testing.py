@@ -1,14 +1,15 @@
 """The conformance suite for a plugin author's own pytest, as scikit-learn's `parametrize_with_checks`:
 
-    # tests/test_my_plugins.py, beside my_plugins/tasks/<name>/ and my_plugins/optimizers/<name>/
+    # tests/test_my_plugins.py, beside my_plugins/tasks/<name>/, my_plugins/optimizers/<name>/, my_plugins/models/<name>/
     from framework.testing import parametrize_plugin_checks
 
     @parametrize_plugin_checks("my_plugins")
     def test_my_plugins(check):
         check()
 
-Each (task, optimizer, check) becomes one test, named `<task>-<optimizer>-<check>`. The checks and the
-pairing (a task of the folder with the bundled adamw_baseline, an optimizer with the bundled digits task)
+Each (task, optimizer, check) becomes one test, named `<task>-<optimizer>-<check>` (`<task>[<model>]-...`
+for a model plugin). The checks and the pairing (a task of the folder with the bundled adamw_baseline, an
+optimizer with the bundled digits task, a model with the bundled task of each kind it serves)
 are those of `framework conformance` (framework/training/conformance.py). Importing this module is light;
 the checks import torch and Lightning when they run.
 """

@@ -128,7 +128,7 @@ def test_conformance_names_each_bad_plugin_in_one_line_and_checks_the_others(tmp
     assert proc.returncode == 2, proc.stdout + proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
-        f"error: {tmp_path / 'nowhere'}: no such plugin folder (a folder holding tasks/ and/or optimizers/)",
+        f"error: {tmp_path / 'nowhere'}: no such plugin folder (a folder holding tasks/, optimizers/ and/or models/)",
         "error: plugins/tasks/misspelled/task.py: no function get_task(optimizer, config); found get_taks",
         "error: plugins/tasks/plain_module/task.py: get_task returned a BlobsModel as the model; expected an instance of a "
         "TaskModel subclass (from framework.api import TaskModel)",

@@ -2,7 +2,7 @@
 """Every fenced code block of the guides and the README is run, so docs, templates and code cannot drift.
 
 A guide is followed as a reader would, in a fresh folder (tmp_path) holding copies of the templates
-(`tasks/template`, `optimizers/template`), with FRAMEWORK_PLUGIN_PATH=<folder>/my_plugins and its own
+(`tasks/template`, `optimizers/template`, `models/template`), with FRAMEWORK_PLUGIN_PATH=<folder>/my_plugins and its own
 data cache. Blocks are taken in page order; what each one is decides what is done with it:
 
 - first line `# file: PATH`: the block is that file's content (python, yaml): written to PATH;
@@ -50,7 +50,7 @@ def _first_line(text: str) -> str:
 
 
 def _sandbox(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    for kind in ("tasks", "optimizers"):
+    for kind in ("tasks", "optimizers", "models"):
         shutil.copytree(REPO / kind / "template", tmp_path / kind / "template")
     shim = tmp_path / "bin" / "framework"
     shim.parent.mkdir()
@@ -154,6 +154,17 @@ def test_adding_an_optimizer_up_to_its_heatmap(tmp_path):
     table = pd.read_csv(cwd / "results" / "plots" / "digits_heatmap.csv")
     assert sorted(table.optimizer.unique()) == ["adamax", "adamw_baseline"] and len(table) == 24
     assert table["mean"].notna().all()
+
+
+def test_adding_a_model_up_to_a_trained_cell(tmp_path):
+    cwd, env = _sandbox(tmp_path)
+    outputs = follow(REPO / "docs" / "adding_a_model.md", cwd, env)
+    assert any(re.search(r"^\s*resconv\s+ok\s.*classification\s+resconv-small, resconv-deep", out, re.M) for out in outputs)
+    assert any("classification: resconv-small preset (" in out and "random init" in out for out in outputs)
+    from framework.results.run_folder import load_runs
+
+    [run] = load_runs(cwd / "results")
+    assert run["state"] == "done" and run["task.model.name"] == "resconv-small" and run["best/test_acc"] > 1 / 6
 
 
 def test_readme_snippets(tmp_path):

@@ -32,6 +32,8 @@ def test_wheel_install_lists_and_runs_bundled_plugins(tmp_path):
     assert where == str(site / "framework" / "_builtin")
     listing = framework("tasks", "--check")
     assert listing.returncode == 0 and "digits" in listing.stdout and "broken" not in listing.stdout, listing.stdout
+    models = framework("models", "--check")
+    assert models.returncode == 0 and "template-small" in models.stdout and "broken" not in models.stdout, models.stdout
     run = framework("run", "tasks=template", "task.max_epochs=1", "-o", str(tmp_path / "out"))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 done" in run.stdout

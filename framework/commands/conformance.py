@@ -11,8 +11,9 @@ from framework.commands.common import table
 
 EPILOG = """\
 pairing: each task of a FOLDER trains with the bundled adamw_baseline, each optimizer with the bundled
-digits task, so a failure points at the plugin under test. Without FOLDER: the folders in
-$FRAMEWORK_PLUGIN_PATH.
+digits task, each model with adamw_baseline on the bundled task of each kind it serves (classification,
+semantic_segmentation, coco_detection, coco_instance; shown as task[model]), so a failure points at the
+plugin under test. Without FOLDER: the folders in $FRAMEWORK_PLUGIN_PATH.
 
 checks, per pair (on the CPU, a few seconds each; nothing is written outside a temporary folder):
   contract    what `framework run` checks before anything trains: task.py's get_task(optimizer, config)
@@ -34,10 +35,10 @@ plugin, a plugin that breaks the contract: one line each; the other plugins are 
 def register(commands) -> None:
     parser = commands.add_parser(
         "conformance", help="check the plugins of plugin folders: contract, a training step, seeds, checkpoints",
-        description="Runs the conformance suite on every task and optimizer in the given plugin folders and prints "
+        description="Runs the conformance suite on every task, optimizer and model in the given plugin folders and prints "
                     "a pass/fail table.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("folders", nargs="*", metavar="FOLDER", help="plugin folder holding tasks/ and/or optimizers/")
+    parser.add_argument("folders", nargs="*", metavar="FOLDER", help="plugin folder holding tasks/, optimizers/ and/or models/")
     parser.set_defaults(handler=handler)
 
 

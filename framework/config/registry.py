@@ -1,4 +1,4 @@
-"""Plugin discovery: task and optimizer folders, found on disk and imported on demand.
+"""Plugin discovery: task, optimizer and model folders, found on disk and imported on demand.
 
 A plugin is a folder whose name is its key. Discovery only reads files (no imports), so listing
 plugins stays instant; a plugin is imported as a package of its own the first time a run needs it, so
@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from framework.config.file_io import load_yaml
+from framework.config.model_checks import model_import_problem, model_problem
 from framework.errors import PluginError
 
 PLUGIN_PATH_ENV = "FRAMEWORK_PLUGIN_PATH"
 FILES = {
     "task": ("task.py", "model.py", "data.py", "default.yaml", "README.md"),
     "optimizer": ("optimizer.py", "default.yaml", "README.md"),
+    # a model architecture registered with transformers' Auto classes (framework/vision/model_plugins.py)
+    "model": ("configuration.py", "modeling.py", "default.yaml", "README.md"),
 }
-ENTRY = {"task": "task", "optimizer": "optimizer"}
+ENTRY = {"task": "task", "optimizer": "optimizer", "model": "modeling"}
 # Required keys of a task's default.yaml (dotted); `max_epochs` may be replaced by `max_steps`.
 TASK_REQUIRED = (
     "task.name", "task.batch_size", "task.target_metric", "task.target_metric_mode",
@@ -40,7 +43,7 @@ EXCLUDED_FROM_ALL = {"template"}
 
 
 def builtin_root() -> Path:
-    """Where the bundled tasks/ and optimizers/ live: inside the installed package (wheel) or beside
+    """Where the bundled tasks/, optimizers/ and models/ live: inside the installed package (wheel) or beside
     it (source checkout or editable install)."""
     package = Path(__file__).resolve().parent.parent  # framework/
     bundled = package / "_builtin"
@@ -82,12 +85,16 @@ class Plugin:
             import framework.plugins
 
             framework.plugins.register(package, str(self.path))
+        return self.module(ENTRY[self.kind])
+
+    def module(self, name: str) -> types.ModuleType:
+        """Import `<name>.py` of the plugin's folder (its package is registered by `load`)."""
+        package = f"framework.plugins.{self.kind}s.{self.name}"
         try:
-            return importlib.import_module(f"{package}.{ENTRY[self.kind]}")
+            return importlib.import_module(f"{package}.{name}")
         except Exception as exc:  # the plugin's own code failed: name it, keep the cause
             raise PluginError(
-                f"{self.kind} '{self.name}' failed to import ({self.path}/{ENTRY[self.kind]}.py): "
-                f"{type(exc).__name__}: {exc}"
+                f"{self.kind} '{self.name}' failed to import ({self.path}/{name}.py): {type(exc).__name__}: {exc}"
             ) from exc
 
 
@@ -119,6 +126,9 @@ def _inspect(kind: str, path: Path) -> Plugin:
         plugin.problem = f"{path / 'default.yaml'}: expected a mapping with sections task, optimizer, schedule, engine, evaluation"
         return plugin
     plugin.defaults = defaults
+    if kind == "model":
+        plugin.problem = model_problem(path, defaults)
+        return plugin
     foreign = [str(k) for k in defaults if k not in OPTIMIZER_SECTIONS] if kind == "optimizer" else []
     if foreign:
         plugin.problem = (f"{path / 'default.yaml'}: section {', '.join(foreign)} is not allowed in an optimizer's "
@@ -149,12 +159,12 @@ def _check_syntax(plugin: Plugin) -> None:
 
 
 class Registry:
-    """The tasks and optimizers found in the bundled folder and the user's plugin folders."""
+    """The tasks, optimizers and models found in the bundled folder and the user's plugin folders."""
 
     def __init__(self, extra_paths: list[str | Path] | None = None):
         env = [p for p in os.environ.get(PLUGIN_PATH_ENV, "").split(os.pathsep) if p]
         self.roots = [builtin_root()] + [Path(p).expanduser().resolve() for p in [*env, *(extra_paths or [])]]
-        self.plugins: dict[str, dict[str, Plugin]] = {"task": {}, "optimizer": {}}
+        self.plugins: dict[str, dict[str, Plugin]] = {kind: {} for kind in FILES}
         self.problems: list[str] = []
         seen: set[Path] = set()
         for root in self.roots:
@@ -187,6 +197,10 @@ class Registry:
     @property
     def optimizers(self) -> dict[str, Plugin]:
         return self.plugins["optimizer"]
+
+    @property
+    def models(self) -> dict[str, Plugin]:
+        return self.plugins["model"]
 
     def get(self, kind: str, name: str) -> Plugin:
         """The plugin called `name`; an unknown name lists the valid choices."""
@@ -227,7 +241,10 @@ class Registry:
             for plugin in plugins.values():
                 if plugin.ok:
                     try:
-                        plugin.load()
+                        module = plugin.load()
+                        if plugin.kind == "model":
+                            plugin.problem = model_import_problem(plugin.path, plugin.defaults["model"], module,
+                                                                  plugin.module("configuration"))
                     except PluginError as exc:
                         cause = exc.__cause__
                         plugin.problem = f"{type(cause).__name__}: {cause}" if cause else str(exc)

@@ -3,8 +3,9 @@
 `framework conformance FOLDER...` runs it on the plugins of plugin folders, `framework.testing` hands the
 same checks to an author's own pytest, and the repository's tests/test_conformance.py runs it on the
 bundled plugins. Each plugin of a folder is paired with a bundled reference (REFERENCE_TASK,
-REFERENCE_OPTIMIZER): a task with the reference optimizer, an optimizer with the reference task, so a
-failure points at the plugin under test. The checks, in order:
+REFERENCE_OPTIMIZER, REFERENCE_TASKS): a task with the reference optimizer, an optimizer with the reference
+task, a model with the reference task of each kind it serves (`task.model.name=<model>`) and the reference
+optimizer, so a failure points at the plugin under test. The checks, in order:
 
 - contract: the up-front checks of `framework run` (framework/training/contract.py);
 - step: one training step changes the parameters, logs a finite train_loss, and the groups hold every
@@ -31,6 +32,11 @@ from framework.errors import DivergedError, FrameworkError
 
 REFERENCE_TASK = "digits"
 REFERENCE_OPTIMIZER = "adamw_baseline"
+# a model plugin trains the bundled task of each kind it serves (model.auto_classes)
+REFERENCE_TASKS = {"classification": "classification", "semantic_segmentation": "semantic_segmentation",
+                   "object_detection": "coco_detection", "universal_segmentation": "coco_instance"}
+# ... at the bundled data's size: coco_instance's defaults are the real recipe's 1024 crops (minutes a step)
+REFERENCE_SIZES = {"coco_instance": ["task.crop_size=128", "task.eval_short=128", "task.eval_max_size=512"]}
 CHECKS = ("contract", "step", "same_seed", "checkpoint", "diverged")
 # One step on the CPU, nothing kept: the loss logged at that step, no loader processes
 CHECK_OVERRIDES = ("engine.log_every_n_steps=1", "engine.data_workers=0", "engine.devices=1", "engine.accumulate_grad_batches=1")
@@ -44,40 +50,46 @@ class CheckFailed(AssertionError):
         super().__init__("\n".join(self.lines))
 
 
-def folder_plugins(folder: str | Path, registry: Registry) -> tuple[list[str], list[str]]:
-    """The names of the tasks and of the optimizers whose folders lie in plugin folder `folder`."""
+def folder_plugins(folder: str | Path, registry: Registry) -> list[list[str]]:
+    """The names of the tasks, of the optimizers and of the models whose folders lie in plugin folder `folder`."""
     root = Path(folder).expanduser().resolve()
     return [[name for name, p in registry.plugins[kind].items() if p.path.resolve().parent.parent == root]
-            for kind in ("task", "optimizer")]
+            for kind in ("task", "optimizer", "model")]
 
 
-def reference_pairs(folders: list[str | Path], registry: Registry) -> tuple[list[tuple[str, str]], list[str]]:
-    """(task, optimizer) pairs of the plugins in `folders`, each with the bundled reference; and the bad
+# (task, optimizer, model): model is "" for the task's own, else a model plugin trained as task.model.name
+Pair = tuple[str, str, str]
+
+
+def reference_pairs(folders: list[str | Path], registry: Registry) -> tuple[list[Pair], list[str]]:
+    """(task, optimizer, model) of the plugins in `folders`, each with the bundled references; and the bad
     input found: a folder that does not exist or holds no plugin, a plugin the registry found broken."""
-    pairs: list[tuple[str, str]] = []
+    pairs: list[Pair] = []
     problems: list[str] = []
     for folder in folders:
         if not Path(folder).is_dir():
-            problems.append(f"{folder}: no such plugin folder (a folder holding tasks/ and/or optimizers/)")
+            problems.append(f"{folder}: no such plugin folder (a folder holding tasks/, optimizers/ and/or models/)")
             continue
-        tasks, optimizers = folder_plugins(folder, registry)
-        if not tasks and not optimizers:
-            problems.append(f"{folder}: holds no plugin (expected tasks/<name>/ or optimizers/<name>/ folders)")
-        for kind, names in (("task", tasks), ("optimizer", optimizers)):
+        tasks, optimizers, models = folder_plugins(folder, registry)
+        if not tasks and not optimizers and not models:
+            problems.append(f"{folder}: holds no plugin (expected tasks/<name>/, optimizers/<name>/ or models/<name>/ folders)")
+        for kind, names in (("task", tasks), ("optimizer", optimizers), ("model", models)):
             for name in names:
                 plugin = registry.plugins[kind][name]
                 if not plugin.ok:
                     problems.append(f"{kind} '{name}' is broken: {plugin.problem}")
                 elif kind == "task":
-                    pairs.append((name, REFERENCE_OPTIMIZER))
+                    pairs.append((name, REFERENCE_OPTIMIZER, ""))
+                elif kind == "optimizer":
+                    pairs.append((REFERENCE_TASK, name, ""))
                 else:
-                    pairs.append((REFERENCE_TASK, name))
+                    pairs += [(REFERENCE_TASKS[k], REFERENCE_OPTIMIZER, name) for k in plugin.defaults["model"]["auto_classes"]]
     return list(dict.fromkeys(pairs)), problems
 
 
-def all_pairs(registry: Registry) -> list[tuple[str, str]]:
+def all_pairs(registry: Registry) -> list[Pair]:
     """Every task x every optimizer the registry holds (templates included: copies of them are plugins)."""
-    return [(t, o) for t in sorted(registry.tasks) for o in sorted(registry.optimizers)
+    return [(t, o, "") for t in sorted(registry.tasks) for o in sorted(registry.optimizers)
             if registry.tasks[t].ok and registry.optimizers[o].ok]
 
 
@@ -93,8 +105,10 @@ class PairChecks:
 
     def spec(self, output: str, seed: int | None = None) -> RunSpec:
         seeds = [f"engine.seed={seed}"] if seed is not None else []
+        # the folders under test, where a run looks for model plugins too (task.model.name)
+        folders = [f"engine.plugin_paths=[{','.join(str(r) for r in self.registry.roots[1:])}]"]
         request = parse_overrides([f"tasks={self.task}", f"optimizers={self.optimizer}", f"engine.output_dir={output}",
-                                   *CHECK_OVERRIDES, *self.overrides, *seeds])
+                                   *CHECK_OVERRIDES, *folders, *self.overrides, *seeds])
         (spec,) = expand(request, self.registry)
         return spec
 
@@ -219,14 +233,16 @@ def round_trip(first: dict[str, Any], spec: RunSpec, registry: Registry, tmp: Pa
         optimizer.load_state_dict(state)
 
 
-def pair_checks(pairs: list[tuple[str, str]], registry: Registry, checks: tuple[str, ...] = CHECKS,
+def pair_checks(pairs: list[Pair], registry: Registry, checks: tuple[str, ...] = CHECKS,
                 overrides: dict[str, list[str]] | None = None) -> Iterator[tuple[str, str, str, Callable[[], None]]]:
-    """(task, optimizer, check name, check) for each pair and check; a check raises CheckFailed (or the
-    plugin's own error) when it does not hold."""
+    """(task, optimizer, check name, check) for each pair and check, the task named `task[model]` when a
+    model plugin trains it; a check raises CheckFailed (or the plugin's own error) when it does not hold.
+    `overrides`: extra `key=value` per task name (a model's reference task: REFERENCE_SIZES by default)."""
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
         raise FrameworkError(f"unknown conformance check(s) {', '.join(unknown)} (known: {', '.join(CHECKS)})")
-    for task, optimizer in pairs:
-        pair = PairChecks(task, optimizer, registry, list((overrides or {}).get(task, [])))
+    for task, optimizer, model in pairs:
+        extra = list((overrides or {}).get(task, REFERENCE_SIZES.get(task, []) if model else []))
+        pair = PairChecks(task, optimizer, registry, extra + ([f"task.model.name={model}"] if model else []))
         for name in checks:
-            yield task, optimizer, name, getattr(pair, name)
+            yield f"{task}[{model}]" if model else task, optimizer, name, getattr(pair, name)

@@ -15,19 +15,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 from framework.errors import FrameworkError
-from framework.vision.models import AUTO_CLASSES, PRESETS, label_kwargs, load_model
+from framework.vision.models import AUTO_CLASSES, label_kwargs, preset_config, presets
 
 
-def _meta_model(kind: str, name: str, class_names: list[str]) -> Any:
-    """The model `name` names, built on the meta device: a preset's config, or a whole model's saved
-    config.json (a folder, or a hub id in the local Hugging Face cache); None when neither is at hand."""
+def _meta_model(kind: str, name: str, class_names: list[str], plugin_paths: list[str]) -> Any:
+    """The model `name` names, built on the meta device: a preset's config (built-in or a model
+    plugin's), or a whole model's saved config.json (a folder, or a hub id in the local Hugging Face
+    cache); None when neither is at hand."""
     import torch
+    import transformers
 
     with torch.device("meta"):
-        if (kind, name) in PRESETS:
-            return load_model(kind, name, class_names)[0]
-        import transformers
+        config = preset_config(kind, name, label_kwargs(class_names), plugin_paths)
+        if config is not None:
+            return getattr(transformers, AUTO_CLASSES[kind]).from_config(config)
+        from framework.vision.model_plugins import register_for_folder
 
+        register_for_folder(name, plugin_paths)
         try:
             config = transformers.AutoConfig.from_pretrained(name, local_files_only=True, **label_kwargs(class_names))
         except (OSError, ValueError):
@@ -35,19 +39,20 @@ def _meta_model(kind: str, name: str, class_names: list[str]) -> Any:
         return getattr(transformers, AUTO_CLASSES[kind]).from_config(config)
 
 
-def model_text(kind: str, model: Any, class_names: Callable[[], list[str]]) -> str:
+def model_text(kind: str, model: Any, class_names: Callable[[], list[str]], plugin_paths: list[str] = ()) -> str:
     """'mask2former tiny preset (0.37 M params, random init)' for the `task.model` section `model`."""
     name, backbone = str(model.name), model.get("backbone")
     try:
-        built = _meta_model(kind, name, list(class_names()))
+        built = _meta_model(kind, name, list(class_names()), plugin_paths)
     except FrameworkError:  # the data is missing: the run reports that itself
         built = None
     config = getattr(built, "config", None)
-    if config is None and (kind, name) in PRESETS:  # no data to count the head by: the family still shows
-        config = PRESETS[(kind, name)](label_kwargs(["unknown"]))
+    is_preset = name in presets(kind, plugin_paths)
+    if config is None and is_preset:  # no data to count the head by: the family still shows
+        config = preset_config(kind, name, label_kwargs(["unknown"]), plugin_paths)
     family = getattr(config, "model_type", None) or kind
     count = f"{sum(p.numel() for p in built.parameters()) / 1e6:.3g} M params" if built is not None else "params unknown"
-    if (kind, name) not in PRESETS:
+    if not is_preset:
         return f"{family} from {name} ({count}, pretrained)"
     if not name.replace("_", "-").startswith(family.replace("_", "-")):
         name = f"{family} {name}"  # "mask2former tiny", but not "detr detr-r50"
@@ -72,4 +77,5 @@ def data_text(task: Any) -> str:
 def describe_run(config: Any, kind: str, class_names: Callable[[], list[str]]) -> str:
     """The line `framework run` prints for a vision task's configuration (module docstring)."""
     task = config.task
-    return f"{task.name}: {model_text(kind, task.model, class_names)} on {data_text(task)}"
+    paths = list(config.engine.get("plugin_paths") or [])
+    return f"{task.name}: {model_text(kind, task.model, class_names, paths)} on {data_text(task)}"

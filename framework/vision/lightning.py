@@ -30,7 +30,8 @@ class VisionTaskModel(TaskModel):
 
     def __init__(self, optimizer: Any, config: Any, class_names: list[str]):
         settings = config.task.model
-        network, pretrained = load_model(self.kind, settings.name, list(class_names), backbone=settings.get("backbone"))
+        network, pretrained = load_model(self.kind, settings.name, list(class_names), backbone=settings.get("backbone"),
+                                         plugin_paths=list(config.engine.get("plugin_paths") or []))
         super().__init__(grouped(network, pretrained, float(settings.backbone_lr_multiplier)), optimizer, config)
         self.adapter = adapter_for(network, self.adapter_kind)
         self.class_names = list(class_names)  # CheckpointMetadata saves them with every checkpoint

@@ -21,17 +21,13 @@ from typing import Any, Callable
 
 from torch import nn
 
+from framework.config.model_checks import TASK_KINDS
 from framework.errors import FrameworkError
 from framework.vision.architectures import ARCHITECTURES
 from framework.vision.backbones import load_backbone, set_detr_backbone_training
 
 # task kind -> the Auto class that builds and loads its models
-AUTO_CLASSES = {
-    "classification": "AutoModelForImageClassification",
-    "semantic_segmentation": "AutoModelForSemanticSegmentation",
-    "object_detection": "AutoModelForObjectDetection",
-    "universal_segmentation": "AutoModelForUniversalSegmentation",  # Mask2Former: panoptic and instance
-}
+AUTO_CLASSES = TASK_KINDS
 
 
 def _tiny_resnet(**extra: Any) -> Any:
@@ -146,8 +142,11 @@ _BACKBONES = {"upernet": "backbone", "detr": "model.backbone", "conditional_detr
               "mask2former": "model.pixel_level_module.encoder"}
 
 
-def presets(kind: str) -> list[str]:
-    return sorted(name for k, name in PRESETS if k == kind)
+def presets(kind: str, plugin_paths: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The names that build a random-init model for `kind`: built-in presets and model plugins'."""
+    from framework.vision.model_plugins import plugin_presets
+
+    return sorted({name for k, name in PRESETS if k == kind} | set(plugin_presets(kind, plugin_paths)))
 
 
 def label_kwargs(class_names: list[str]) -> dict[str, Any]:
@@ -156,30 +155,45 @@ def label_kwargs(class_names: list[str]) -> dict[str, Any]:
             "label2id": {name: i for i, name in enumerate(class_names)}}
 
 
+def preset_config(kind: str, name: str, labels: dict[str, Any], plugin_paths: list[str] | tuple[str, ...] = ()) -> Any:
+    """The config of the preset `name` (built-in, or a model plugin's: the plugin is registered with
+    transformers' Auto classes first), or None when `name` is no preset (a folder or hub id)."""
+    if (kind, name) in PRESETS:
+        return PRESETS[(kind, name)](labels)
+    from framework.vision.model_plugins import find_preset, plugin_config
+
+    found = find_preset(kind, name, plugin_paths)
+    return plugin_config(*found, labels) if found else None
+
+
 def load_model(kind: str, name: str, class_names: list[str], auto_class: str | None = None,
-               backbone: str | None = None) -> tuple[nn.Module, bool]:
-    """(model, pretrained): a preset built with random weights (pretrained False; True when `backbone`
-    names an ImageNet model loaded into its backbone), or a local folder or hub id loaded with
-    from_pretrained (pretrained True)."""
+               backbone: str | None = None, plugin_paths: list[str] | tuple[str, ...] = ()) -> tuple[nn.Module, bool]:
+    """(model, pretrained): a preset (built-in or a model plugin's, models/) built with random weights
+    (pretrained False; True when `backbone` names an ImageNet model loaded into its backbone), or a local
+    folder or hub id loaded with from_pretrained (pretrained True). `plugin_paths`: engine.plugin_paths."""
     import transformers
 
     labels = label_kwargs(class_names)
     auto = getattr(transformers, auto_class or AUTO_CLASSES[kind])
-    if (kind, name) in PRESETS:
-        model = auto.from_config(PRESETS[(kind, name)](labels))
+    config = preset_config(kind, name, labels, plugin_paths)
+    if config is not None:
+        model = auto.from_config(config)
         if backbone:
             load_backbone(model, str(backbone), name)
         set_detr_backbone_training(model, pretrained=bool(backbone))
         return model, bool(backbone)
     if backbone:
         raise FrameworkError(f"task.model.backbone={backbone} needs a preset as task.model.name (presets: "
-                             f"{', '.join(presets(kind))}); '{name}' is a whole model and keeps its own backbone")
-    model = _from_pretrained(auto, kind, name, labels)
+                             f"{', '.join(presets(kind, plugin_paths))}); '{name}' is a whole model and keeps its own backbone")
+    from framework.vision.model_plugins import register_for_folder
+
+    register_for_folder(name, plugin_paths)  # a saved model of a plugin's architecture: its classes first
+    model = _from_pretrained(auto, kind, name, labels, plugin_paths)
     set_detr_backbone_training(model, pretrained=True)
     return model, True
 
 
-def _from_pretrained(auto: Any, kind: str, name: str, labels: dict[str, Any]) -> nn.Module:
+def _from_pretrained(auto: Any, kind: str, name: str, labels: dict[str, Any], plugin_paths: Any = ()) -> nn.Module:
     path = Path(name).expanduser()
     looks_local = name.startswith((".", "/", "~")) or path.exists()
     if looks_local and not (path / "config.json").is_file():
@@ -190,15 +204,25 @@ def _from_pretrained(auto: Any, kind: str, name: str, labels: dict[str, Any]) ->
         mapping = {k: labels[k] for k in ("id2label", "label2id")}
         return auto.from_pretrained(str(path) if looks_local else name, ignore_mismatched_sizes=True, **mapping)
     except OSError as exc:  # not on the hub, or no network: say what was tried and what else is possible
-        first = str(exc).strip().splitlines()[0]
+        import difflib
+
+        first, known = str(exc).strip().splitlines()[0], presets(kind, plugin_paths)
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean the preset '{close[0]}'? " if close else ""
         raise FrameworkError(f"cannot load model '{name}' for {kind}: {first} "
-                             f"(presets: {', '.join(presets(kind))}; or a local save_pretrained folder)") from None
+                             f"({hint}presets: {', '.join(known)}; or a local save_pretrained folder)") from None
+    except ValueError as exc:  # a config.json of a type transformers does not know, or not for this kind
+        first = str(exc).strip().splitlines()[0]
+        raise FrameworkError(f"cannot load model '{name}' for {kind}: {first} (a custom architecture needs its "
+                             f"model plugin on the plugin path: `framework models` lists those found)") from None
 
 
 def backbone_prefix(model: nn.Module) -> str:
     """The name of the submodule holding the feature extractor (e.g. "vit", "segformer", "backbone")."""
+    from framework.vision.model_plugins import backbone_of
+
     model_type = getattr(model.config, "model_type", "")
-    prefix = _BACKBONES.get(model_type, getattr(model, "base_model_prefix", ""))
+    prefix = _BACKBONES.get(model_type) or backbone_of(model_type) or getattr(model, "base_model_prefix", "")
     if not prefix or model.get_submodule(prefix) is None:
         raise FrameworkError(f"no backbone known for model type '{model_type}'")
     return prefix

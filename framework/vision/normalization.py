@@ -4,7 +4,7 @@ A pretrained model expects its inputs normalised as in its pretraining; feeding 
 when it was trained with others (0.5/0.5 for many ViTs, CLIP's own values) shifts every input and
 handicaps whichever optimizer fine-tunes it. So:
 
-- a random-init preset (`tiny`, `vit-tiny`, ...) is normalised with the ImageNet mean and std (the
+- a random-init preset (`tiny`, `vit-tiny`, a model plugin's, ...) is normalised with the ImageNet mean and std (the
   tasks' documented default: nothing was pretrained); a preset with a pretrained `task.model.backbone`
   is normalised as that backbone's folder (or hub id) says, by the rules below;
 - a local `save_pretrained` folder with a `preprocessor_config.json` (what an image processor's
@@ -80,11 +80,13 @@ def _cached_hub_file(repo_id: str) -> Path | None:
 
 
 @functools.cache  # one message per model and process, however many datasets ask
-def model_normalization(name: str, backbone: str | None = None) -> Normalization:
+def model_normalization(name: str, backbone: str | None = None, plugin_paths: tuple[str, ...] = ()) -> Normalization:
     """How images for the model `task.model.name` (with `task.model.backbone`) are normalised (module
-    docstring)."""
+    docstring). `plugin_paths` (engine.plugin_paths) are searched for model plugins' presets."""
+    from framework.vision.model_plugins import plugin_presets
+
     imagenet = Normalization(IMAGENET_MEAN, IMAGENET_STD, "ImageNet")
-    if name in {preset for _, preset in PRESETS}:
+    if name in {preset for _, preset in PRESETS} or name in plugin_presets(None, plugin_paths):
         if not backbone:
             return imagenet
         name = str(backbone)  # a pretrained backbone's features expect its own pretraining statistics

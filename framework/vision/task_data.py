@@ -96,7 +96,8 @@ class CocoTaskData(TaskDataModule):
         check_mode(task.get("cache"))  # a bad task.cache fails before any data is read
         self.collate_fn = Collate(size_divisor=32)
         # the statistics the model was pretrained with (framework/vision/normalization.py)
-        norm = model_normalization(str(task.model.name), task.model.get("backbone"))
+        norm = model_normalization(str(task.model.name), task.model.get("backbone"),
+                                   tuple(config.engine.get("plugin_paths") or ()))
         self.train_transform = train_transforms(int(task.crop_size), float(task.min_scale), float(task.max_scale),
                                                 mean=norm.mean, std=norm.std)
         self.eval_transform = eval_transforms(int(task.eval_short), int(task.eval_max_size), mean=norm.mean, std=norm.std)

@@ -31,7 +31,8 @@ class ClassificationDataModule(TaskDataModule):
         size = int(task.image_size)
         resize = Resize(size, size)
         # the statistics the model was pretrained with (framework/vision/normalization.py)
-        norm = model_normalization(str(task.model.name), task.model.get("backbone"))
+        norm = model_normalization(str(task.model.name), task.model.get("backbone"),
+                                   tuple(config.engine.get("plugin_paths") or ()))
         normalize = Normalize(norm.mean, norm.std)
         steps = (resize, RandomHorizontalFlip(), normalize) if task.flip else (resize, normalize)
         self.train_transform, self.eval_transform = Compose(steps), Compose((resize, normalize))

@@ -1,4 +1,5 @@
-"""The adapter interface shared by the vision tasks, and the lookup of a model's adapter by family."""
+"""The adapter interface shared by the vision tasks, and the lookup of a model's adapter by family (or
+the adapter a model plugin names in its default.yaml: framework/vision/model_plugins.py)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,13 @@ def adapter_for(model: nn.Module, kind: str | None = None, **options: Any) -> Ad
     adapter's constructor (e.g. Mask2Former's `outputs`)."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     key = kind if kind in _FAMILIES else model_type
+    if key not in _FAMILIES:
+        from framework.vision.model_plugins import adapter_class
+
+        plugin_adapter = adapter_class(str(model_type))  # a model plugin's own adapter, or a family it reuses
+        if isinstance(plugin_adapter, type):
+            return plugin_adapter(model, **options)
+        key = plugin_adapter or key
     if key not in _FAMILIES:
         raise FrameworkError(f"no vision adapter for model type '{model_type}' (known: {', '.join(sorted(_FAMILIES))})")
     module, cls = _FAMILIES[key].split(":")
