@@ -1,0 +1,183 @@
+# python benchmarks/mask_rcnn_step_time.py --epochs 2 --repeats 5 --threads 1 --output docs/benchmarks.md
+"""Mask R-CNN (models/mask_rcnn/, tiny preset on coco_instance's bundled scenes): `framework run`'s
+training step against the same model's forward + backward in a hand-written loop, and the throughput
+of the detection operations it is built on (framework/vision/ops: RoIAlign, NMS) on the CPU.
+
+Step time as benchmarks/panoptic_step_time.py measures it: both sides train the task's network (the
+plugin's mask_rcnn-tiny preset) with its adapter, the data module's training loader (bundled 128x128
+scenes, flip + jitter + 128 crop, batch 16), SGD with the optimizer plugin's groups, the task's step
+schedule and gradient clipping (global norm 5.0); each side in a fresh process, in alternating order,
+and the medians compared. The reference is plain PyTorch: inputs, forward (the model computes its
+losses), zero_grad, backward, clip, step, scheduler step.
+
+Operations, forward and forward + backward, median of `--op-repeats` timings in this process:
+- RoIAlign: the box head's pooling of a training step at Mask R-CNN's real size (2 images of 800 x 1088,
+  a 256-channel P2-P5 pyramid, 512 sampled boxes per image, 7x7 bins, sampling ratio 2), in boxes per second;
+- NMS: the RPN's proposal NMS (IoU 0.7) of one image, 1000 to 5000 scored boxes around 50 objects,
+  in milliseconds per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from datetime import date
+
+from common import ROOT, machine, median_rounds, ms_per_step, publish
+from digits_step_time import child_step_ms, framework_step_ms, setup
+
+OVERRIDES = ["tasks=coco_instance", "optimizers=sgd_baseline", "task.model.name=mask_rcnn-tiny", "task.crop_size=128",
+             "task.eval_short=128", "task.eval_max_size=512", "optimizer.learning_rate=0.02"]
+SECTION = "mask_rcnn_step_time"
+
+
+def reference(epochs: int, device: str, threads: int) -> float:
+    """The hand-written loop; returns milliseconds per training step."""
+    import torch
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    from framework.training.run import OptimizerFactory
+
+    config, task_module, optimizer_module = setup(epochs, threads, OVERRIDES)
+    torch.manual_seed(config.engine.seed)
+    factory = OptimizerFactory(optimizer_module.configure_optimizers, config)
+    task, datamodule = task_module.get_task(factory, config)  # builds the plugin's network and its adapter
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    network, adapter = task.network.to(device), task.adapter
+    configured = factory(task.model, epochs * len(loader))
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    parameters = [p for p in network.parameters() if p.requires_grad]
+    clip = float(config.engine.gradient_clip_val)
+    network.train()
+    gc.collect()
+    gc.freeze()  # as the engine does around fit
+
+    def train_step(batch):
+        batch = move_data_to_device(batch, device)
+        loss = network(**adapter.inputs(batch)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+        optimizer.step()
+        scheduler.step()
+        return loss
+
+    return ms_per_step(loader, epochs, device, train_step)
+
+
+def _median_seconds(work, repeats: int) -> float:
+    work()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def roi_align_rates(repeats: int) -> dict[str, float]:
+    """Boxes per second through the multi-level RoIAlign, forward and forward + backward."""
+    import torch
+
+    from framework.vision.ops import multiscale_roi_align
+
+    generator = torch.Generator().manual_seed(0)
+    strides = [4, 8, 16, 32]
+    features = [torch.randn(2, 256, 800 // s, 1088 // s, generator=generator, requires_grad=True) for s in strides]
+    corner = torch.rand(1024, 2, generator=generator) * torch.tensor([1000.0, 700.0])
+    size = 8 + torch.rand(1024, 2, generator=generator) ** 2 * 400  # mostly small boxes, as proposals are
+    rois = torch.cat([torch.arange(2).repeat_interleave(512)[:, None].float(), corner, corner + size], dim=1)
+
+    def forward():
+        with torch.no_grad():
+            multiscale_roi_align(features, strides, rois, 7, 2)
+
+    def backward():
+        multiscale_roi_align(features, strides, rois, 7, 2).sum().backward()
+
+    return {"forward": len(rois) / _median_seconds(forward, repeats),
+            "forward + backward": len(rois) / _median_seconds(backward, repeats)}
+
+
+def nms_times(repeats: int) -> dict[int, tuple[float, int]]:
+    """Milliseconds per NMS call (IoU 0.7) and the boxes kept, for 1000 to 5000 boxes."""
+    import torch
+
+    from framework.vision.ops import nms
+
+    generator = torch.Generator().manual_seed(0)
+    out = {}
+    for count in (1000, 2000, 5000):
+        centres = torch.rand(50, 2, generator=generator) * 800
+        sizes = 20 + torch.rand(50, 2, generator=generator) * 200
+        owner = torch.randint(0, 50, (count,), generator=generator)
+        jitter = 1 + 0.3 * torch.randn(count, 4, generator=generator)
+        centre, half = centres[owner] * jitter[:, :2].clamp(0.5, 1.5), sizes[owner] / 2 * jitter[:, 2:].abs()
+        boxes, scores = torch.cat([centre - half, centre + half], dim=1), torch.rand(count, generator=generator)
+        kept = len(nms(boxes, scores, 0.7))
+        out[count] = (1000 * _median_seconds(lambda: nms(boxes, scores, 0.7), repeats), kept)
+    return out
+
+
+def _markdown(args, rows, median, rates, nms) -> str:
+    command = (f"python benchmarks/mask_rcnn_step_time.py --epochs {args.epochs} --repeats {args.repeats} "
+               f"--threads {args.threads} --device {args.device}")
+    ratio = median["framework"] / median["reference"]
+    return "\n".join([
+        f"Measured {date.today().isoformat()} with `{command}` on {machine()}, a VM whose 2 CPUs were shared "
+        f"with other agents' jobs during the measurement; {args.threads} torch thread(s) on every side. "
+        "Training step: ms per step (batch 16).",
+        "",
+        "| round | framework | reference | framework / reference |",
+        "|---|---|---|---|",
+        *(f"| {i} | {r['framework']:.1f} | {r['reference']:.1f} | {r['framework'] / r['reference']:.3f} |"
+          for i, r in enumerate(rows, 1)),
+        f"| **median** | **{median['framework']:.1f}** | **{median['reference']:.1f}** | **{ratio:.3f}** |",
+        "",
+        f"Ratio framework / reference (medians): **{ratio:.3f}x** (target <= 1.05x); median of the rounds' "
+        f"own ratios: {statistics.median(r['framework'] / r['reference'] for r in rows):.3f}x.",
+        "",
+        "| RoIAlign, 1024 boxes on a 2 x 256 x 800 x 1088 pyramid | boxes / s |",
+        "|---|---|",
+        *(f"| {name} | {rate:.0f} |" for name, rate in rates.items()),
+        "",
+        "| NMS at IoU 0.7, boxes | ms per call | boxes kept |",
+        "|---|---|---|",
+        *(f"| {count} | {ms:.1f} | {kept} |" for count, (ms, kept) in nms.items()),
+    ])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs per run (16 steps each)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of both step-time measurements; medians compared")
+    parser.add_argument("--op-repeats", type=int, default=5, help="timings of each operation; the median is reported")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on every side (default 1)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
+                        help="markdown file whose marked section is replaced ('-' prints only)")
+    parser.add_argument("--child", choices=("reference",), help=argparse.SUPPRESS)  # one side, in its own process
+    args = parser.parse_args()
+    if args.child:
+        print(reference(args.epochs, args.device, args.threads))
+        return 0
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rates, nms = roi_align_rates(args.op_repeats), nms_times(args.op_repeats)
+    print(rates, nms, flush=True)
+    accelerator = "gpu" if args.device == "cuda" else "cpu"
+    median, rows = median_rounds({
+        "framework": lambda: framework_step_ms(args.epochs, accelerator, args.threads, OVERRIDES),
+        "reference": lambda: child_step_ms("reference", args.epochs, args.device, args.threads, __file__),
+    }, args.repeats)
+    publish(_markdown(args, rows, median, rates, nms), args.output, SECTION)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
