@@ -1,7 +1,8 @@
 # python -m pytest tests/test_mask_rcnn.py          (the learning test is marked slow: -m "not slow" skips it)
 """The bundled Mask R-CNN plugin (models/mask_rcnn/): its size, its losses on the bundled scenes, the
-Auto classes' save_pretrained / from_pretrained round trip, ImageNet ResNet weights in its backbone, the
-adapter's targets and predictions, mask pasting, and a short run that lifts mask AP from 0."""
+save_pretrained / from_pretrained round trip (the Auto classes, and the engine's loader by folder),
+ImageNet ResNet weights in its backbone, the adapter's targets and predictions, mask pasting, a short
+training that lifts mask AP from 0, and `framework run` training it on coco_instance end to end."""
 
 from __future__ import annotations
 
@@ -13,9 +14,23 @@ import torch
 from framework.config import parse_overrides
 from framework.config.grid import expand
 from framework.config.registry import Registry
-from tests.mask_rcnn_plugin import PACKAGE, adapter, build, plugin
+from framework.vision.adapters import adapter_for
+from framework.vision.models import load_model
 
 CLASSES = ["circle", "square", "triangle", "star", "ring", "cross"]  # the bundled scenes' things
+
+
+def build(kind: str, preset: str, class_names: list[str]):
+    """A preset of the plugin's default.yaml with random weights, through the engine's loader (which
+    imports the folder as framework.plugins.models.mask_rcnn and registers it with the Auto classes)."""
+    model, pretrained = load_model(kind, preset, class_names)
+    assert not pretrained
+    return model
+
+
+def adapter(model, **options):
+    """The plugin's adapter, found by the model's model_type as the tasks find it."""
+    return adapter_for(model, **options)
 
 
 def _datamodule(tmp_path, *overrides: str):
@@ -89,6 +104,9 @@ def test_save_pretrained_and_from_pretrained_round_trip_through_the_auto_classes
         first, second = model(images), loaded(images)
     for a, b in zip(first.pred_boxes + first.pred_masks, second.pred_boxes + second.pred_masks):
         assert torch.equal(a, b)
+    # the engine's loader finds the plugin by config.json's model_type
+    by_folder, pretrained = load_model("universal_segmentation", str(tmp_path / "saved"), CLASSES)
+    assert pretrained and all(torch.equal(v, loaded.state_dict()[k]) for k, v in by_folder.state_dict().items())
     # the same checkpoint as the detection class: one network for both tasks
     detector = transformers.AutoModelForObjectDetection.from_pretrained(tmp_path / "saved")
     assert type(detector).__name__ == "MaskRCNNForObjectDetection"
@@ -117,8 +135,8 @@ def test_adapter_targets_and_predictions_are_in_the_batchs_pixels(tmp_path):
 
 
 def test_pasted_masks_fill_their_boxes():
-    plugin()
-    paste_masks = importlib.import_module(f"{PACKAGE}.postprocess").paste_masks
+    build("universal_segmentation", "mask_rcnn-tiny", CLASSES)  # imports the plugin's package
+    paste_masks = importlib.import_module("framework.plugins.models.mask_rcnn.postprocess").paste_masks
     masks = torch.ones(40, 28, 28)
     boxes = torch.tensor([[2.0, 3.0, 10.0, 7.0]]).repeat(40, 1)
     pasted = paste_masks(masks, boxes, 12, 16, chunk=16)
@@ -165,3 +183,18 @@ def test_a_short_run_lifts_mask_ap_from_zero(tmp_path):
     after = mask_ap()
     print(f"mask AP on 32 validation scenes: {before:.3f} -> {after:.3f} after 150 steps")
     assert before < 0.01 and after > 0.05, (before, after)
+
+
+@pytest.mark.slow
+def test_framework_run_trains_it_on_coco_instance_and_scores_mask_ap(cli, tmp_path):
+    """The issue's command at the bundled scenes' CPU sizes (tasks/coco_instance/README.md), two epochs."""
+    from framework.results.run_folder import load_runs
+
+    proc = cli("run", "tasks=coco_instance", "optimizers=sgd_baseline", "task.model.name=mask_rcnn-tiny",
+               "task.crop_size=128", "task.eval_short=128", "task.eval_max_size=512", "task.max_epochs=2",
+               "optimizer.learning_rate=0.02", f"engine.output_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "mask_rcnn-tiny preset (0.608 M params, random init)" in proc.stdout
+    [run] = load_runs(tmp_path / "out")
+    assert run["state"] == "done" and run["task.model.name"] == "mask_rcnn-tiny"
+    assert 0.0 <= run["best/test_mask_ap"] <= 1.0 and 0.0 <= run["best/val_mask_ap"] <= 1.0
