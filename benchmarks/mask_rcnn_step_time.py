@@ -119,7 +119,7 @@ def nms_times(repeats: int) -> dict[int, tuple[float, int]]:
         centre, half = centres[owner] * jitter[:, :2].clamp(0.5, 1.5), sizes[owner] / 2 * jitter[:, 2:].abs()
         boxes, scores = torch.cat([centre - half, centre + half], dim=1), torch.rand(count, generator=generator)
         kept = len(nms(boxes, scores, 0.7))
-        out[count] = (1000 * _median_seconds(lambda: nms(boxes, scores, 0.7), repeats), kept)
+        out[count] = (1000 * _median_seconds(lambda b=boxes, s=scores: nms(b, s, 0.7), repeats), kept)
     return out
 
 
@@ -128,9 +128,9 @@ def _markdown(args, rows, median, rates, nms) -> str:
                f"--threads {args.threads} --device {args.device}")
     ratio = median["framework"] / median["reference"]
     return "\n".join([
-        f"Measured {date.today().isoformat()} with `{command}` on {machine()}, a VM whose 2 CPUs were shared "
-        f"with other agents' jobs during the measurement; {args.threads} torch thread(s) on every side. "
-        "Training step: ms per step (batch 16).",
+        (f"Measured {date.today().isoformat()} with `{command}` on {machine()}, a VM whose 2 CPUs were shared "
+         f"with other agents' jobs during the measurement; {args.threads} torch thread(s) on every side. "
+         "Training step: ms per step (batch 16)."),
         "",
         "| round | framework | reference | framework / reference |",
         "|---|---|---|---|",
@@ -138,8 +138,8 @@ def _markdown(args, rows, median, rates, nms) -> str:
           for i, r in enumerate(rows, 1)),
         f"| **median** | **{median['framework']:.1f}** | **{median['reference']:.1f}** | **{ratio:.3f}** |",
         "",
-        f"Ratio framework / reference (medians): **{ratio:.3f}x** (target <= 1.05x); median of the rounds' "
-        f"own ratios: {statistics.median(r['framework'] / r['reference'] for r in rows):.3f}x.",
+        (f"Ratio framework / reference (medians): **{ratio:.3f}x** (target <= 1.05x); median of the rounds' "
+         f"own ratios: {statistics.median(r['framework'] / r['reference'] for r in rows):.3f}x."),
         "",
         "| RoIAlign, 1024 boxes on a 2 x 256 x 800 x 1088 pyramid | boxes / s |",
         "|---|---|",

@@ -8,8 +8,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from framework.vision.ops import (AnchorGenerator, BoxCoder, Matcher, batched_nms, box_iou, multiscale_roi_align,
-                                  nms, roi_align, sample_labels)
+from framework.vision.ops import (
+    AnchorGenerator,
+    BoxCoder,
+    Matcher,
+    batched_nms,
+    box_iou,
+    multiscale_roi_align,
+    nms,
+    roi_align,
+    sample_labels,
+)
 from framework.vision.ops.anchors import BACKGROUND, IGNORED
 
 

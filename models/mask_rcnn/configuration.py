@@ -11,7 +11,7 @@ class, the 100 best.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig, ResNetConfig
 
@@ -20,7 +20,7 @@ STAGES = ["stage1", "stage2", "stage3", "stage4"]  # ResNet's C2-C5, strides 4-3
 
 class MaskRCNNConfig(PretrainedConfig):
     model_type = "mask_rcnn"
-    sub_configs = {"backbone_config": AutoConfig}
+    sub_configs: ClassVar[dict[str, type]] = {"backbone_config": AutoConfig}
 
     def __init__(self, backbone_config: dict[str, Any] | PretrainedConfig | None = None, fpn_channels: int = 256,
                  anchor_sizes: tuple[float, ...] = (32, 64, 128, 256, 512),

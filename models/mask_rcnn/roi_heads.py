@@ -15,7 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from framework.vision.ops import BoxCoder, Matcher, multiscale_roi_align, roi_align, sample_labels
+from framework.vision.ops import (
+    BoxCoder,
+    Matcher,
+    multiscale_roi_align,
+    roi_align,
+    sample_labels,
+)
 
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # Fast R-CNN's delta scaling
 

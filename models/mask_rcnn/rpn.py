@@ -13,8 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from framework.vision.ops import AnchorGenerator, BoxCoder, Matcher, batched_nms, clip_boxes, remove_small_boxes
-from framework.vision.ops import sample_labels
+from framework.vision.ops import (
+    AnchorGenerator,
+    BoxCoder,
+    Matcher,
+    batched_nms,
+    clip_boxes,
+    remove_small_boxes,
+    sample_labels,
+)
 
 
 class RPNHead(nn.Module):

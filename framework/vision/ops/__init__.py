@@ -10,7 +10,13 @@ grid_sample). Importing this package imports torch only.
 """
 
 from framework.vision.ops.anchors import AnchorGenerator, Matcher, sample_labels
-from framework.vision.ops.boxes import BoxCoder, box_area, box_iou, clip_boxes, remove_small_boxes
+from framework.vision.ops.boxes import (
+           BoxCoder,
+           box_area,
+           box_iou,
+           clip_boxes,
+           remove_small_boxes,
+)
 from framework.vision.ops.nms import batched_nms, nms
 from framework.vision.ops.roi_align import multiscale_roi_align, roi_align
 

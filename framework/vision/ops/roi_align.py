@@ -88,7 +88,7 @@ def multiscale_roi_align(features: list[Tensor], strides: list[int], rois: Tenso
                          sampling_ratio: int = 2) -> Tensor:
     """RoIAlign of each box on the pyramid level its size selects (`features` from the finest level,
     each level's stride in `strides`, powers of two): [K, C, output_size, output_size]."""
-    levels = [int(round(math.log2(s))) for s in strides]
+    levels = [round(math.log2(s)) for s in strides]
     assigned = level_of_boxes(rois[:, 1:], levels[0], levels[-1])
     out = features[0].new_zeros(len(rois), features[0].shape[1], output_size, output_size)
     for index, (feature, stride) in enumerate(zip(features, strides)):
