@@ -130,6 +130,18 @@ def test_batched_nms_never_suppresses_across_groups():
     assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).tolist() == []
 
 
+def test_batched_nms_group_by_group_equals_the_joint_form():
+    generator = torch.Generator().manual_seed(3)
+    corner = torch.rand(300, 2, generator=generator) * 40
+    boxes = torch.cat([corner, corner + 5 + torch.rand(300, 2, generator=generator) * 20], dim=1)
+    scores, groups = torch.rand(300, generator=generator), torch.randint(0, 5, (300,), generator=generator)
+    joint = batched_nms(boxes, scores, groups, 0.5)
+    assert batched_nms(boxes, scores, groups, 0.5, max_joint=100).tolist() == joint.tolist()
+    for group in range(5):  # each group's survivors are what NMS of that group alone keeps
+        members = torch.nonzero(groups == group).view(-1)
+        assert sorted(joint[groups[joint] == group].tolist()) == sorted(members[nms(boxes[members], scores[members], 0.5)].tolist())
+
+
 def test_box_coder_round_trip():
     generator = torch.Generator().manual_seed(1)
     references = torch.rand(50, 2, generator=generator) * 100
