@@ -99,7 +99,7 @@ class MaskRCNNModel(MaskRCNNPreTrainedModel):
         mask_logits = heads.mask_head(heads.pool(features, boxes, config.mask_pool_size)) if sum(map(len, boxes)) \
             else features[0].new_zeros(0, config.num_labels, 1, 1)
         labels = torch.cat([lab for _, _, lab in found])
-        own = mask_logits[torch.arange(len(labels), device=labels.device), labels].sigmoid()
+        own = mask_logits[torch.arange(len(labels), device=labels.device), labels].float().sigmoid()
         output.pred_boxes, output.pred_scores, output.pred_labels = boxes, [s for _, s, _ in found], \
             [lab for _, _, lab in found]
         output.pred_masks = [paste_masks(m, b, *padded) for m, b in zip(own.split([len(b) for b in boxes]), boxes)]

@@ -20,7 +20,7 @@ def detect(config, coder, logits: Tensor, deltas: Tensor, proposals: list[Tensor
            ) -> list[tuple[Tensor, Tensor, Tensor]]:
     """(boxes [N, 4], scores [N], labels [N]) per image from the box head's outputs on `proposals`."""
     classes = config.num_labels
-    probabilities = logits.softmax(-1)[:, :classes]
+    probabilities = logits.float().softmax(-1)[:, :classes]
     boxes = coder.decode(deltas, torch.cat(proposals)).view(len(deltas), classes, 4)
     out = []
     for image_probs, image_boxes, (height, width) in zip(probabilities.split([len(p) for p in proposals]),

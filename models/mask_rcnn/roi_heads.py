@@ -109,12 +109,12 @@ class RoIHeads(nn.Module):
         boxes, labels, matched = self.sample(proposals, targets)
         logits, deltas = self.box_head(self.pool(features, boxes, self.config.box_pool_size))
         all_labels = torch.cat(labels)
-        classification = F.cross_entropy(logits, all_labels)
+        classification = F.cross_entropy(logits.float(), all_labels)
         foreground = torch.nonzero(all_labels < self.config.num_labels).view(-1)
         fg_labels = all_labels[foreground]
         truth = torch.cat([t["boxes"][m[keep < self.config.num_labels]] for t, m, keep in zip(targets, matched, labels)])
         regression = self.coder.encode(truth, torch.cat(boxes)[foreground])
-        own_deltas = deltas.view(len(deltas), -1, 4)[foreground, fg_labels]
+        own_deltas = deltas.view(len(deltas), -1, 4)[foreground, fg_labels].float()
         box = F.smooth_l1_loss(own_deltas, regression, beta=self.config.smooth_l1_beta, reduction="sum")
         losses = {"loss_classifier": classification, "loss_box": box / max(len(all_labels), 1)}
         if all("masks" in t for t in targets):
@@ -132,10 +132,10 @@ class RoIHeads(nn.Module):
         # each proposal reads its matched object's mask: per image, the objects are RoIAlign's batch
         mask_targets = []
         for target, objects, image_boxes in zip(targets, (m[keep] for m, keep in zip(matched, fg)), fg_boxes):
-            rois = torch.cat([objects[:, None].to(logits.dtype), image_boxes.to(logits.dtype)], dim=1)
-            masks = target["masks"][:, None].to(logits.dtype)
+            rois = torch.cat([objects[:, None].float(), image_boxes.float()], dim=1)
+            masks = target["masks"][:, None].float()
             mask_targets.append(roi_align(masks, rois, size, 1.0, 2)[:, 0] > 0.5)
         mask_targets = torch.cat(mask_targets)
         fg_labels = torch.cat([image_labels[keep] for image_labels, keep in zip(labels, fg)])
-        own = logits[torch.arange(len(logits), device=logits.device), fg_labels]
+        own = logits[torch.arange(len(logits), device=logits.device), fg_labels].float()
         return F.binary_cross_entropy_with_logits(own, mask_targets.to(own.dtype))

@@ -59,7 +59,8 @@ class RegionProposalNetwork(nn.Module):
                 ) -> tuple[list[Tensor], dict[str, Tensor]]:
         """(proposals per image [P, 4], losses: empty without targets)."""
         logits, deltas = self.head(features)
-        anchors = self.anchor_generator([f.shape[-2:] for f in features], self.strides, features[0].dtype,
+        # float32 whatever the features' precision: anchors are pixel coordinates
+        anchors = self.anchor_generator([f.shape[-2:] for f in features], self.strides, torch.float32,
                                         features[0].device)
         proposals = self.proposals(logits, deltas, anchors, image_sizes)
         losses = {}
@@ -75,7 +76,7 @@ class RegionProposalNetwork(nn.Module):
         post = self.config.rpn_post_nms_top_n_train if training else self.config.rpn_post_nms_top_n_test
         scores, boxes, levels = [], [], []
         for level, (level_logits, level_deltas, level_anchors) in enumerate(zip(logits, deltas, anchors)):
-            top = level_logits.topk(min(pre, level_logits.shape[1]), dim=1)  # [B, k]
+            top = level_logits.float().topk(min(pre, level_logits.shape[1]), dim=1)  # [B, k]
             chosen = torch.gather(level_deltas, 1, top.indices[..., None].expand(-1, -1, 4))
             decoded = self.coder.decode(chosen.reshape(-1, 4), level_anchors[top.indices.reshape(-1)])
             boxes.append(decoded.view(*top.indices.shape, 4))
@@ -103,8 +104,9 @@ class RegionProposalNetwork(nn.Module):
             positives.append(image * len(anchors) + positive)
             regression.append(self.coder.encode(target["boxes"][matches[positive]], anchors[positive]))
         chosen, positives = torch.cat(chosen), torch.cat(positives)
-        objectness = F.binary_cross_entropy_with_logits(logits.reshape(-1)[chosen], torch.cat(labels), reduction="sum")
-        box = F.smooth_l1_loss(deltas.reshape(-1, 4)[positives], torch.cat(regression),
+        objectness = F.binary_cross_entropy_with_logits(logits.reshape(-1)[chosen].float(), torch.cat(labels).float(),
+                                                        reduction="sum")
+        box = F.smooth_l1_loss(deltas.reshape(-1, 4)[positives].float(), torch.cat(regression),
                                beta=self.config.smooth_l1_beta, reduction="sum")
         count = max(len(chosen), 1)
         return {"loss_rpn_objectness": objectness / count, "loss_rpn_box": box / count}

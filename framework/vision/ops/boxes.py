@@ -46,7 +46,8 @@ class BoxCoder:
     """encode(targets, references) -> deltas [N, 4] and decode(deltas, references) -> boxes, inverse to
     each other. `weights` scale the four deltas (Fast R-CNN's box head: 10, 10, 5, 5, so the targets
     have about unit variance); decoding clamps the log size ratios at log(1000 / 16) so a wild delta
-    cannot overflow exp (the clamp of Detectron and torchvision)."""
+    cannot overflow exp (the clamp of Detectron and torchvision). Both work in float32 whatever the
+    inputs' dtype: pixel coordinates in bfloat16 (8 bits of mantissa) would be off by pixels."""
 
     def __init__(self, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
                  clamp: float = math.log(1000.0 / 16)):
@@ -59,15 +60,15 @@ class BoxCoder:
 
     def encode(self, targets: Tensor, references: Tensor) -> Tensor:
         wx, wy, ww, wh = self.weights
-        tx, ty, tw, th = self._centre_size(targets)
-        rx, ry, rw, rh = self._centre_size(references)
+        tx, ty, tw, th = self._centre_size(targets.float())
+        rx, ry, rw, rh = self._centre_size(references.float())
         return torch.stack([wx * (tx - rx) / rw, wy * (ty - ry) / rh,
                             ww * torch.log(tw / rw), wh * torch.log(th / rh)], dim=1)
 
     def decode(self, deltas: Tensor, references: Tensor) -> Tensor:
         """`deltas` [N, 4 * k] (k boxes per reference, e.g. one per class) -> boxes [N, 4 * k]."""
         wx, wy, ww, wh = self.weights
-        references = references.to(deltas.dtype)
+        deltas, references = deltas.float(), references.float()
         rx, ry, rw, rh = (v[:, None] for v in self._centre_size(references))
         dx, dy = deltas[:, 0::4] / wx, deltas[:, 1::4] / wy
         dw = (deltas[:, 2::4] / ww).clamp(max=self.clamp)

@@ -40,7 +40,8 @@ def _sample_points(rois: Tensor, size: tuple[int, int], scale: float, ratio: int
 def roi_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int], spatial_scale: float = 1.0,
               sampling_ratio: int = 2, aligned: bool = True) -> Tensor:
     """`features` [B, C, H, W], `rois` [K, 5] (image index, x0, y0, x1, y1 in image pixels) ->
-    [K, C, out_h, out_w]."""
+    [K, C, out_h, out_w]. Computed in float32 (as the references do under mixed precision: sample
+    positions in bfloat16 would be off by pixels), returned in the features' dtype."""
     if sampling_ratio <= 0:
         raise ValueError(f"sampling_ratio must be positive, got {sampling_ratio} (adaptive sampling is not supported)")
     size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
@@ -48,7 +49,8 @@ def roi_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int]
     if count == 0:
         return features.new_zeros(0, channels, *size)
     height, width = features.shape[-2:]
-    rois = rois.detach().to(features.dtype)
+    dtype, features = features.dtype, features.float()
+    rois = rois.detach().float()
     xs, ys = _sample_points(rois, size, spatial_scale, sampling_ratio, aligned)  # [K, Wr], [K, Hr]
     # samples more than a pixel outside the map read 0; the rest read the border when outside it
     inside = ((ys >= -1) & (ys <= height))[:, :, None] & ((xs >= -1) & (xs <= width))[:, None, :]
@@ -72,7 +74,7 @@ def roi_align(features: Tensor, rois: Tensor, output_size: int | tuple[int, int]
                             padding_mode="border", align_corners=True)  # [B, C, rows*Hr, Wr]
     sampled = sampled.view(features.shape[0], channels, rows, grid_h, grid_w)[batch_index, :, slot]  # [K, C, Hr, Wr]
     sampled = sampled * inside[:, None].to(sampled.dtype)
-    return F.avg_pool2d(sampled, kernel_size=sampling_ratio, stride=sampling_ratio)
+    return F.avg_pool2d(sampled, kernel_size=sampling_ratio, stride=sampling_ratio).to(dtype)
 
 
 def level_of_boxes(boxes: Tensor, min_level: int, max_level: int, canonical_size: float = 224.0,
