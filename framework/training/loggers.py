@@ -118,6 +118,7 @@ def _wandb(spec: RunSpec, run_dir: Path, stored: Mapping[str, Any]) -> tuple[Any
         entity=options["entity"], save_dir=str(run_dir), mode=options["mode"], tags=[spec.task, spec.optimizer],
         # a grid trains several runs in one process: each is its own wandb run, never the previous one's
         reinit="finish_previous",
+        settings={"silent": True},  # the grid prints one line per run; wandb's banners and summaries would drown it
     )
     return logger, {"id": wandb_id}
 
