@@ -197,3 +197,21 @@ def test_wandb_writes_an_offline_run_in_the_run_folder_and_a_resume_keeps_its_id
     assert outcome.state == "done", outcome.error
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(r.name.endswith(f"-{wandb_id}") for r in runs)
+
+
+@pytest.mark.slow
+def test_an_attempt_that_starts_over_hides_the_earlier_attempts_tensorboard_events(tmp_path):
+    """A run retried without a checkpoint to resume from trains from step 0 again (metrics.csv restarts):
+    TensorBoard shows only the new attempt, final scores included, not two values at the last step."""
+    output = tmp_path / "results"
+    args = ("tasks=digits", "task.max_steps=24", "task.max_epochs=null", "engine.loggers=[tensorboard]")
+    _, outcome, run_dir = run_cell(output, *args)
+    assert outcome.state == "done", outcome.error
+    for path in [*(run_dir / "checkpoints").iterdir(), run_dir / "scores.json"]:
+        path.unlink()
+    (run_dir / "status.json").write_text(json.dumps({"state": "failed", "attempts": 1}))
+    _, outcome, _ = run_cell(output, *args)
+    assert outcome.state == "done", outcome.error
+    events = _tensorboard(run_dir)
+    assert [e.step for e in events.Scalars("best/test_acc")] == [24]
+    assert [e.step for e in events.Scalars("train_loss")] == [s for s, _ in _csv_series(run_dir, "train_loss")]
