@@ -49,7 +49,8 @@ def test_a_logger_whose_package_is_missing_fails_the_dry_run_with_the_install_hi
     out = tmp_path / "out"
     code = (f"import sys; sys.modules[{logger!r}] = None; from framework.cli import main; "
             f"sys.exit(main(['run', 'tasks=digits', 'engine.loggers=[{logger}]', '-o', {str(out)!r}, '--dry-run']))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            check=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"engine.loggers: {logger} needs the {logger} package, which is not installed: {hint}" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
@@ -94,7 +95,8 @@ def _tensorboard_hparams(events) -> dict:
     return {key: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind")) for key, value in values.items()}
 
 
-def _mlflow_runs(output: Path, experiment: str = "digits") -> list:
+def _mlflow_runs(output: Path, experiment: str = "digits") -> tuple:
+    """MLflow's client on the run's file store, and the runs of `experiment`."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient((output / "mlruns").resolve().as_uri())
@@ -164,7 +166,7 @@ def test_a_killed_run_run_again_continues_its_tensorboard_and_mlflow_runs(tmp_pa
     (run_dir,) = iter_run_dirs(output)
     first = json.loads((run_dir / "loggers.json").read_text())["mlflow"]["run_id"]
     rerun = subprocess.run([sys.executable, "-m", "framework", *KILLED, "-o", str(output)], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=600)
+                           capture_output=True, text=True, timeout=600, check=False)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert read_status(run_dir)["attempts"] == 2 and read_status(run_dir)["state"] == "done"
     train_loss = _csv_series(run_dir, "train_loss")  # the whole curve, each step once (tests/test_e2e.py)
@@ -172,7 +174,7 @@ def test_a_killed_run_run_again_continues_its_tensorboard_and_mlflow_runs(tmp_pa
     client, (run,) = _mlflow_runs(output, "flaky")  # one MLflow run, not one per attempt
     assert run.info.run_id == first and run.info.status == "FINISHED"
     # MLflow keeps every value it was sent: the steps the killed attempt logged after its checkpoint twice
-    assert sorted(set(m.step for m in client.get_metric_history(first, "train_loss"))) == [s for s, _ in train_loss]
+    assert sorted({m.step for m in client.get_metric_history(first, "train_loss")}) == [s for s, _ in train_loss]
     assert run.data.metrics["best/test_loss"] == pytest.approx(read_scores(run_dir)["best"]["test_loss"], rel=1e-12)
     # TensorBoard hides what the killed attempt logged after its checkpoint: the curve is metrics.csv's
     logged = _tensorboard(run_dir).Scalars("train_loss")
