@@ -217,3 +217,30 @@ def test_an_attempt_that_starts_over_hides_the_earlier_attempts_tensorboard_even
     events = _tensorboard(run_dir)
     assert [e.step for e in events.Scalars("best/test_acc")] == [24]
     assert [e.step for e in events.Scalars("train_loss")] == [s for s, _ in _csv_series(run_dir, "train_loss")]
+
+
+@pytest.mark.slow
+def test_a_two_process_slurm_run_logs_from_rank_zero_only(tmp_path, monkeypatch):
+    """DDP over two SLURM tasks (the local cluster): one MLflow run holding each step once, and TensorBoard
+    events from one process, while both processes train."""
+    from framework.commands.status import cell_states
+    from framework.results.run_folder import read_status_and_job
+
+    from .conftest import require_service
+    from .test_slurm import SLURM, _all_in, _cluster_up, _wait
+
+    require_service("SLURM cluster", _cluster_up(), "../shared/slurm/start-local-slurm.sh starts one (.ci/run does)")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    output = tmp_path / "results"
+    run_cli("run", "tasks=digits", "task.max_epochs=2", "engine.devices=2", "engine.accelerator=cpu", *SLURM,
+            "engine.loggers=[tensorboard,mlflow]", "-o", str(output), cwd=tmp_path, check=True)
+    _wait(lambda: _all_in(output, {"done", "failed"}, 1), "the two-process cell to end")
+    (record,) = cell_states(str(output))
+    assert record["state"] == "done", record["note"]
+    run_dir = Path(record["run_dir"])
+    assert list(Path(read_status_and_job(run_dir)["slurm_folder"]).glob("*/*_1_log.err")), "rank 1 did not run"
+    client, (run,) = _mlflow_runs(output)
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert run.info.status == "FINISHED" and steps == [s for s, _ in _csv_series(run_dir, "train_loss")] == [19, 39]
+    writers = {path.name.split(".")[-2] for path in (run_dir / "tensorboard").glob("events.out.tfevents.*")}
+    assert len(writers) == 1, writers  # events.out.tfevents.<time>.<host>.<pid>.<n>: one process wrote them all
