@@ -244,3 +244,15 @@ def test_a_two_process_slurm_run_logs_from_rank_zero_only(tmp_path, monkeypatch)
     assert run.info.status == "FINISHED" and steps == [s for s, _ in _csv_series(run_dir, "train_loss")] == [19, 39]
     writers = {path.name.split(".")[-2] for path in (run_dir / "tensorboard").glob("events.out.tfevents.*")}
     assert len(writers) == 1, writers  # events.out.tfevents.<time>.<host>.<pid>.<n>: one process wrote them all
+
+
+@pytest.mark.slow
+def test_a_failed_run_leaves_its_mlflow_run_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    plugins = flaky_plugin(tmp_path / "plugins")
+    output = tmp_path / "results"
+    _, outcome, _ = run_cell(output, "tasks=flaky", "task.mode=raise", "engine.loggers=[mlflow]",
+                             plugin_paths=(str(plugins),))
+    assert outcome.state == "failed" and "boom from the flaky task" in outcome.error
+    _, (run,) = _mlflow_runs(output, "flaky")
+    assert run.info.status == "FAILED"
