@@ -31,6 +31,8 @@ A cell that another `framework run` is training (its run directory's .lock) is r
 alone; the lock of a process that died is taken over, and a run whose lock is taken over stops at a step
 (`interrupted`), leaving the cell to the new holder. Training options (precision, accumulation, clipping,
 early stopping, deterministic, skip_bad_samples): engine.* keys, see README "Training options".
+engine.loggers='[csv,tensorboard,mlflow,wandb]' also logs each run's curves, config and scores to TensorBoard,
+MLflow or wandb (metrics.csv, which the plots read, is always written; README "Loggers").
 engine.executor=local trains in engine.workers processes; engine.executor=slurm submits job arrays and
 returns at once (follow with `framework status OUTPUT`; see README "Running on a SLURM cluster").
 Exit status: 0 when no run failed (done, diverged, skipped, or locked by / interrupted for another process

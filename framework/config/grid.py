@@ -32,6 +32,8 @@ NON_IDENTITY = (
     "engine.skip_bad_samples",
     # a record of which optimizer replaced a schedule key: the values it replaced are in the identity already
     "schedule.overridden_by",
+    # where metrics are sent besides metrics.csv: the same run, however it is watched
+    "engine.loggers", "engine.mlflow", "engine.wandb",
 )
 
 

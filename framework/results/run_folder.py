@@ -8,6 +8,8 @@
         job.json         the SLURM job of the latest submission (slurm executor)
         checkpoints/     best-*.ckpt and last.ckpt
         logs/            Lightning's CSV logs (metrics.csv)
+        tensorboard/     TensorBoard's events (engine.loggers with tensorboard); wandb/: wandb's files
+        loggers.json     the MLflow and wandb run ids a resumed attempt continues
         figures/         pictures the task drew of a tested checkpoint: figures/best/, figures/last/
 
 Every file is written atomically, so a killed process leaves the old file or the new one.

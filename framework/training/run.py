@@ -152,8 +152,9 @@ def _checkpoints(run_dir: Path, task: Node) -> tuple:
     return best, last
 
 
-def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None, lock: Any = None):
-    """The task's model and data module and the Lightning Trainer of one run (`lock`: the run's RunLock)."""
+def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None, lock: Any = None, loggers: list | None = None):
+    """The task's model and data module and the Lightning Trainer of one run (`lock`: the run's RunLock;
+    `loggers`: training.loggers.run_loggers, beside metrics.csv)."""
     import lightning.pytorch as pl
 
     from framework.training import lightning_speedups
@@ -190,7 +191,8 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None 
         enable_progress_bar=engine.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        logger=ResumableCSVLogger(run_dir, _checkpoint_step(resume) if resume else None),
+        # metrics.csv first: Lightning takes the first logger's folder as trainer.log_dir
+        logger=[ResumableCSVLogger(run_dir, _checkpoint_step(resume) if resume else None), *(loggers or [])],
         callbacks=[checkpoint, last, timer, DivergenceCheck(), LoggingInterval(), EpochSeed(engine.seed), OptimizerModes(),
                    *_stop_callbacks(run_dir, lock),
                    CheckpointMetadata(config), ModelSummaryFile(run_dir / MODEL_SUMMARY_FILE),
@@ -239,9 +241,24 @@ def _check_splits(datamodule) -> None:
 def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path, lock: Any = None) -> dict[str, Any]:
     """Fit (resuming from the last checkpoint if there is one), then test each requested checkpoint;
     stops at a step, raising preemption.LockLost, if `lock` is taken over."""
+    from framework.training.loggers import close_loggers, log_scores, run_loggers
+
     quiet_lightning()
     resume = run_folder.last_checkpoint(run_dir)
-    model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir, resume, lock)
+    loggers = run_loggers(spec, run_dir, _checkpoint_step(resume) if resume else None)
+    try:
+        model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir, resume, lock, loggers)
+        scores = _fit_and_test(spec, run_dir, resume, model, datamodule, trainer, checkpoint, timer)
+        log_scores(loggers, spec.config, scores, trainer.global_step)
+    except BaseException:  # the logger runs say failed (a resumed attempt marks them finished in the end)
+        close_loggers(loggers, ok=False)
+        raise
+    close_loggers(loggers, ok=True)
+    return scores
+
+
+def _fit_and_test(spec: RunSpec, run_dir: Path, resume: Path | None, model, datamodule, trainer, checkpoint, timer) -> dict[str, Any]:
+    """train_and_test's fit and tests: scores.json's contents."""
     # Lightning allocates enough objects every step to set off the garbage collector, whose full passes
     # would walk every object of torch, Lightning and the data (~0.4M, a tenth of a second each).
     # Freezing what exists now keeps them out of those passes; unfreezing afterwards lets a grid of runs
