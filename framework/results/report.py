@@ -36,6 +36,11 @@ _ENV_SHOWN = ("env.code.git_commit", "env.code.git_dirty", "env.code.framework",
 _HEATMAP = ("the task's test score over two hyperparameters, one panel per optimizer; each cell the mean ± std over "
             "seeds, a red box on each optimizer's configuration chosen on the validation metric (dashed: none "
             "finished every seed), grey cells where no seed finished")
+_BEST_SO_FAR = ("a search's trials in the order they were run: the step line is the validation seed mean of the "
+                "configuration chosen among the trials so far, dashed its test score, dots each trial's own value; "
+                "trials without a score (diverged, failed, pruned) are markers on the worst edge")
+_SCATTER = ("each trial's validation seed mean against each hyperparameter the search varied, one colour per "
+            "optimizer, a red ring on each optimizer's chosen configuration; trials without a score on the worst edge")
 _CURVES = ("training loss and the validation metric over steps for each optimizer's chosen configuration; line: "
            "mean over seeds, band: lowest to highest seed")
 _CSS = """
@@ -69,7 +74,7 @@ def render(result: Analysis) -> str:
         ("status", "Status", _status(result)),
         ("grid", "Grid", _grid(result)),
         ("best", "Best configurations", _best(result)),
-        ("heatmaps", "Heatmaps", _figures(result, "heatmaps", "no heatmap was drawn", _HEATMAP)),
+        ("heatmaps", _heatmaps_title(result), _heatmaps_and_searches(result)),
         ("curves", "Learning curves", _figures(result, "curves", "no learning curve was logged", _CURVES)),
         ("pictures", "Task pictures", _pictures(result)),
         ("targets", "Time to target", _targets(result)),
@@ -186,7 +191,20 @@ def _figures(result: Analysis, kind: str, empty: str, caption: str) -> str:
         for path in getattr(figures, kind):
             if path.suffix == ".png":
                 parts.append(_image(path, f"{path.stem}: {caption}"))
-    return "\n".join(parts) or f"<p>{_e(empty)}.</p>"
+    return "\n".join(parts) or (f"<p>{_e(empty)}.</p>" if empty else "")
+
+
+def _heatmaps_title(result: Analysis) -> str:
+    return "Heatmaps and searches" if any(f.searches for f in result.tasks.values()) else "Heatmaps"
+
+
+def _heatmaps_and_searches(result: Analysis) -> str:
+    """Grids as heatmaps, then the optimizers whose runs are a search (or no grid) as best so far and scatter."""
+    parts = [_figures(result, "heatmaps", "", _HEATMAP)]
+    for figures in result.tasks.values():
+        parts += [_image(path, f"{path.stem}: {_BEST_SO_FAR if path.stem.endswith('_best_so_far') else _SCATTER}")
+                  for path in figures.searches if path.suffix == ".png"]
+    return "\n".join(p for p in parts if p) or "<p>no heatmap was drawn.</p>"
 
 
 def _pictures(result: Analysis) -> str:
