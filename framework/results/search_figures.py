@@ -56,9 +56,9 @@ def best_so_far_figure(score: Scoring, rows: list[dict[str, Any]]):
         colour = colours(i % 10)
         trials = [r["trial"] for r in own]
         ax.plot(trials, [_nan(r["best_so_far"]) for r in own], drawstyle="steps-post", color=colour, linewidth=2,
-                label=f"{optimizer}: best {score.select_column} so far")
+                label=f"{optimizer}: best so far")
         ax.plot(trials, [_nan(r["best_so_far_test"]) for r in own], drawstyle="steps-post", color=colour,
-                linewidth=1, linestyle="--", label=f"{optimizer}: {score.column} of that configuration")
+                linewidth=1, linestyle="--", label=f"{optimizer}: its {score.column}")
         _trial_points(ax, [(r["trial"], r) for r in own], colour, score.select_mode)
     _outcome_legend(ax, rows)
     ax.set_xlabel("trial (in the order run)")
@@ -66,7 +66,8 @@ def best_so_far_figure(score: Scoring, rows: list[dict[str, Any]]):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     better = "higher" if score.select_mode == "max" else "lower"
-    fig.suptitle(f"{score.task}: best {score.select_column} so far over trials ({better} is better)\n"
+    fig.suptitle(f"{score.task}: {score.select_column} of the best configuration so far ({better} is better), "
+                 f"dashed: its {score.column}\n"
                  "dots: each trial's seed mean (hollow: not every seed finished); on the edge: trials without a score",
                  fontsize=9)
     return fig
