@@ -151,9 +151,10 @@ def _grid(result: Analysis) -> str:
         # a task that could not be scored (no evaluation.plot.metric) still has a grid to show
         keys = result.tasks[task].keys if task in result.tasks else varying_keys(configurations(runs))
         axes = [["optimizers", ", ".join(optimizers)], ["engine.seed", ", ".join(label(s) for s in seeds)]]
+        axes += _studies(runs)
         for key in keys:
             values = sorted({hashable(run.get(key)) for run in runs}, key=sort_key)
-            axes.append([key, ", ".join(label(v) for v in values)])
+            axes.append([key, _values_text(values)])
         fixed = _fixed_settings(runs, set(keys))
         parts.append(f"<h3>{_e(task)}: {len(runs)} runs</h3>")
         parts.append(_table(["axis", "values"], axes, "grid-table"))
@@ -162,9 +163,27 @@ def _grid(result: Analysis) -> str:
     return "\n".join(parts)
 
 
+def _studies(runs: list[dict[str, Any]]) -> list[list[str]]:
+    """A `search` row when runs were drawn by searches: each study, its strategy and number of trials."""
+    trials: dict[tuple, set] = defaultdict(set)
+    for run in runs:
+        if run.get("search.study") is not None:
+            trials[(str(run["search.study"]), str(run.get("search.strategy")))].add((run["optimizer"], run.get("search.trial")))
+    text = "; ".join(f"{study} ({strategy}, {len(numbers)} trials)" for (study, strategy), numbers in sorted(trials.items()))
+    return [["search", text]] if text else []
+
+
+def _values_text(values: list[Any]) -> str:
+    """The values of an axis; a search's many numbers as their count and range."""
+    if len(values) > 12 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return f"{len(values)} values from {label(values[0])} to {label(values[-1])}"
+    return ", ".join(label(v) for v in values)
+
+
 def _fixed_settings(runs: list[dict[str, Any]], varying: set[str]) -> list[list[str]]:
     skip = {"task", "optimizer", "run_id", "state", "error", "run_dir", "engine.seed", "optimizer.name"}
-    keys = sorted(k for k in set().union(*runs) if "/" not in k and k not in skip and k not in varying)
+    keys = sorted(k for k in set().union(*runs)
+                  if "/" not in k and k not in skip and k not in varying and not k.startswith("search."))
     rows = []
     for key in keys:
         values = {hashable(run.get(key)) for run in runs}
