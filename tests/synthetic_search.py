@@ -20,7 +20,12 @@ import random
 from pathlib import Path
 
 from framework.config.file_io import atomic_write_json
-from framework.results.run_folder import STATUS_FILE, write_config, write_scores, write_status
+from framework.results.run_folder import (
+    STATUS_FILE,
+    write_config,
+    write_scores,
+    write_status,
+)
 
 TRIALS = 12
 SEEDS = (1, 2)

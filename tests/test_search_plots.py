@@ -5,6 +5,7 @@ scatter instead of a heatmap, from run folders written by hand (tests/synthetic_
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def test_plot_writes_best_so_far_and_scatter_and_no_heatmap_for_a_search(search_
             "toy_trials.csv"} <= names
     assert not any(name.startswith("toy_heatmap") for name in names), names
     assert {"grid_heatmap.png", "grid_heatmap.pdf", "grid_heatmap.csv"} <= names  # a real grid keeps its heatmap
-    assert not any(name.startswith("grid_best_so_far") or name.startswith("grid_scatter") for name in names)
+    assert not any(name.startswith(("grid_best_so_far", "grid_scatter")) for name in names)
     printed = {Path(line).name for line in proc.stdout.splitlines()}
     assert {"toy_best_so_far.png", "toy_scatter.png", "toy_trials.csv"} <= printed
 
@@ -64,7 +65,7 @@ def test_best_so_far_is_monotone_in_trial_order_and_ends_on_the_best_table(searc
         lrs = [lr for lr, _ in synthetic.draws(optimizer)]
         assert list(own["optimizer.learning_rate"]) == pytest.approx(lrs)
         curve = list(own.best_so_far)
-        assert all(later >= earlier for earlier, later in zip(curve, curve[1:])), curve
+        assert all(later >= earlier for earlier, later in itertools.pairwise(curve)), curve
         trial, value = synthetic.expected_best(optimizer)
         assert curve[-1] == pytest.approx(value) == pytest.approx(best[optimizer]["select_mean"])
         assert own.best_so_far_trial.iloc[-1] == trial + 1

@@ -119,8 +119,15 @@ def analyze(
 def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], score, heatmaps: list[Path],
                   formats: Sequence[str], searched: set[str]) -> None:
     """One task's figures: best configurations, searches, learning curves, time to target, profile rows."""
-    from framework.results import (best_table, curves, performance_profiles, searches, selection, task_figures,
-                                   time_to_target)
+    from framework.results import (
+        best_table,
+        curves,
+        performance_profiles,
+        searches,
+        selection,
+        task_figures,
+        time_to_target,
+    )
 
     configs = selection.configurations(task_runs, score)
     chosen = selection.best(configs, score.select_mode)
