@@ -99,6 +99,17 @@ def test_a_pruned_trial_is_never_best(search_output):
     assert selection.best(pruned, score.select_mode) == {}  # an optimizer whose every trial was pruned has none
 
 
+def test_an_optimizer_whose_every_trial_was_pruned_has_no_row_and_a_note(tmp_path):
+    output = synthetic.write_grid(tmp_path / "out", task="toy", optimizers=("adam",))
+    for trial, (lr, wd) in enumerate(synthetic.draws("sgd")[:3]):
+        synthetic.write_run(output, "toy", "sgd", lr, wd, 1, trial, "pruned")
+    result = analyze(output, formats=())
+    assert [row["optimizer"] for row in result.best_rows] == ["adam"]
+    assert "task 'toy': every trial of sgd was pruned, so none is chosen" in result.notes
+    trials = _trials(output)
+    assert set(trials.outcome) == {"pruned"} and trials.best_so_far.isna().all()
+
+
 def _edge_markers(ax) -> list[tuple[float, float]]:
     """(x, y in axes coordinates) of the markers drawn on the worst edge of a panel."""
     edge = ax.get_xaxis_transform()

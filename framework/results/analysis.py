@@ -136,6 +136,8 @@ def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], 
                                                target_metric=score.target_metric)
     figures.heatmaps = [p for p in heatmaps if p.stem == f"{task}_heatmap" or p.stem.startswith(f"{task}_heatmap__")]
     result.best_rows += best_table.best_rows(score, chosen, keys)
+    for optimizer in sorted({c.optimizer for c in configs} - set(chosen)):
+        result.notes.append(f"task '{task}': every trial of {optimizer} was pruned, so none is chosen")
     if searched:
         figures.searches, _ = searches.plot_searches(
             score, [c for c in configs if c.optimizer in searched], chosen, result.plot_dir, formats)
