@@ -70,11 +70,26 @@ def test_best_so_far_is_monotone_in_trial_order_and_ends_on_the_best_table(searc
         assert curve[-1] == pytest.approx(value) == pytest.approx(best[optimizer]["select_mean"])
         assert own.best_so_far_trial.iloc[-1] == trial + 1
         assert own.best_so_far_test.iloc[-1] == pytest.approx(best[optimizer]["mean"])
-        assert list(own[own.chosen].trial) == [trial + 1]
+        assert list(own[own.chosen].trial) == [trial + 1] == [own.best_so_far_trial.iloc[-1]]
         assert best[optimizer]["optimizer.learning_rate"] == pytest.approx(lrs[trial])
         # each point of the curve is the best of the complete trials so far, computed by hand
         done = [v if c else -math.inf for v, c in zip(own.value.fillna(-math.inf), own.complete)]
         assert curve == pytest.approx([max(done[: i + 1]) for i in range(len(done))])
+
+
+def test_a_tie_on_validation_ends_the_curve_on_the_best_tables_configuration(tmp_path):
+    # trials 0 and 2 score the same on validation; the best table takes the smaller learning rate (grid
+    # order), which came later: the curve moves to it, its test line with it
+    output = tmp_path / "out"
+    for trial, lr in enumerate((0.1, 0.5, 0.01)):
+        run_dir = synthetic.write_run(output, "toy", "adam", lr, 0.0, 1, trial)
+        (run_dir / "scores.json").write_text(f'{{"best": {{"val_acc": {0.9 if lr != 0.5 else 0.5}, "test_acc": {lr}}}}}')
+    result = analyze(output, formats=())
+    trials = _trials(output)
+    (best,) = result.best_rows
+    assert best["optimizer.learning_rate"] == 0.01 and best["mean"] == 0.01
+    assert list(trials.best_so_far) == [0.9, 0.9, 0.9] and list(trials.best_so_far_trial) == [1, 1, 3]
+    assert list(trials.best_so_far_test) == [0.1, 0.1, 0.01] and list(trials.chosen) == [False, False, True]
 
 
 def test_a_pruned_trial_is_never_best(search_output):

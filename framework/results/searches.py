@@ -57,16 +57,18 @@ def forms_grid(configs: list[Configuration]) -> bool:
 def trial_rows(score: Scoring, configs: list[Configuration], chosen: dict[str, Configuration],
                keys: list[str]) -> list[dict[str, Any]]:
     """One row per trial (configuration) of the searched optimizers, in the order each optimizer's trials
-    were run, with the best so far: the configuration selection.pick would choose among trials 1..n."""
+    were run, with the best so far: the configuration selection.pick would choose among trials 1..n.
+    `configs` are in grid order (selection.configurations), which breaks ties as pick does."""
     per_optimizer: dict[str, list[Configuration]] = defaultdict(list)
     for config in configs:
         per_optimizer[config.optimizer].append(config)
     rows = []
     for optimizer, own in sorted(per_optimizer.items()):
+        grid_order = {id(config): i for i, config in enumerate(own)}  # `configs` come in grid order
         current, current_key, current_number = None, None, None
         for number, config in enumerate(ordered(own), start=1):
-            key = selection_key(config, score.select_mode)
-            # strictly better only: on a tie the earlier trial stays best, as pick keeps the first
+            # a tie goes to the first in grid order, as in pick: the curve ends on the best table's configuration
+            key = (*selection_key(config, score.select_mode), grid_order[id(config)])
             if not config.pruned and (current is None or key < current_key):
                 current, current_key, current_number = config, key, number
             rows.append({
