@@ -49,7 +49,8 @@ class CellJob(submitit.helpers.Checkpointable):
 
 
 def plot_job(output_dir: str) -> list[str]:
-    """The `engine.slurm.plot` job: heatmaps of the grid, after every cell ended (afterany)."""
-    from framework.results.heatmaps import plot_heatmaps
+    """The `engine.slurm.plot` job: what `framework plot` writes (heatmaps of grids, best so far and scatter
+    of searches, the tables), after every cell ended (afterany)."""
+    from framework.results.analysis import analyze
 
-    return [str(path) for path in plot_heatmaps(output_dir)]
+    return [str(path) for path in analyze(output_dir).written]
