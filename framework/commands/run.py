@@ -84,13 +84,14 @@ class Progress:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.config.grid import describe_axes, expand
+    from framework.config.grid import describe_axes, expand, search_axes
     from framework.config.registry import Registry
     from framework.executors import slurm
 
     request = read_request(args)
     registry = Registry(request.plugin_paths())
     runs = expand(request, registry)
+    search, _, _ = search_axes(request)  # checked by expand
     axes = describe_axes(runs)
     if runs and not args.dry_run:
         from framework.commands.describe import print_task_lines
@@ -102,6 +103,10 @@ def handler(args: argparse.Namespace) -> int:
 
         if not check_grid(runs, registry):
             return 1
+    if search is not None and search.strategy == "tpe":  # trials asked while the study runs: commands/search_run.py
+        from framework.commands.search_run import run_studies
+
+        return run_studies(args, request, search, runs)
     if args.dry_run:
         return _dry_run(runs, axes)
     if not runs:
