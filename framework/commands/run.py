@@ -19,6 +19,17 @@ overrides:
   section.key=[v1,v2]   a list value (brackets), e.g. schedule.decay_milestones=[0.5,0.75]
   engine.seed=1,2,3     seeds are a sweep axis like any other
 
+search (docs/search.md; quote the parentheses in a shell):
+  search.strategy=S     grid (choices as sweep axes), random, quasirandom (scaled Halton) or tpe (Optuna)
+  search.trials=N       budget per task x optimizer (random, quasirandom, tpe); search.seed=K fixes the draws
+  'search.KEY=RANGE'    loguniform(lo,hi), uniform(lo,hi), int(lo,hi), intlog(lo,hi) or choice(a,b,...), e.g.
+                        'search.optimizer.learning_rate=loguniform(1e-4,1e-1)'
+  search.pruner=P       tpe only: median or asha stop poor trials at a validation (state `pruned`)
+  search.storage=URL    tpe only: an RDB URL or a journal file (default <output>/.search/<study>.journal)
+  Every trial is a normal run (run_id folder, resumed, skipped when done); the same command continues a
+  study. random/quasirandom trials are listed by --dry-run; tpe trials are asked by engine.workers search
+  workers (slurm: a job array of engine.workers tasks) while the study runs, and --dry-run shows the study.
+
 merge order: engine defaults < optimizer default.yaml < task default.yaml (its recipe, incl. `schedule`, applies
 to every optimizer) < schedule keys an optimizer replaces (shown in the dry run's schedule column, recorded in
 schedule.overridden_by) < experiment file < command line.
