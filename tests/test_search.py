@@ -207,3 +207,41 @@ def test_run_help_names_the_search_grammar():
     done = subprocess.run([sys.executable, "-m", "framework", "run", "--help"], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
     assert "search.strategy=" in done.stdout and "docs/search.md" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_tpe_study_on_slurm_with_two_array_tasks_survives_a_killed_task(tmp_path):
+    from .conftest import require_service
+    from .test_slurm import _cluster_up, _wait
+
+    require_service("SLURM cluster", _cluster_up(), "../shared/slurm/start-local-slurm.sh starts one (.ci/run does)")
+    out = tmp_path / "results"
+    args = ["run", *SPACE, "search.strategy=tpe", "search.trials=6", "engine.workers=2", "task.max_epochs=4",
+            "engine.executor=slurm", "engine.sbatch_args.time=10", "-o", str(out)]
+    submitted = run_cli(*args, cwd=tmp_path, check=True)
+    assert "submitted as job array" in submitted.stdout and "(2 search workers each)" in submitted.stdout
+
+    def running_after_one_complete():
+        states = [t.state.name for t in _study(out).get_trials()]
+        return states.count("COMPLETE") >= 1 and [t for t in _study(out).get_trials() if t.state.name == "RUNNING"]
+
+    (victim, *_) = _wait(running_after_one_complete, "a trial to train after one finished")
+    job = victim.user_attrs["framework_claim"]["slurm_job"]
+    # by its array name (123_1): the first task's own job id is the array's, which scancel reads as every task
+    queue = subprocess.run(["squeue", "-h", "-o", "%A %i"], capture_output=True, text=True, check=True).stdout
+    task = dict(line.split() for line in queue.splitlines())[job]
+    subprocess.run(["scancel", "--signal=KILL", "--full", task], check=True)  # the array task dies like kill -9
+    _wait(lambda: not subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout.strip(),
+          "both array tasks to leave the queue")
+    if len([t for t in _study(out).get_trials() if t.state.name == "COMPLETE"]) < 6:  # the other task ended first
+        run_cli(*args, cwd=tmp_path, check=True)  # the same command again submits workers that finish the budget
+        _wait(lambda: [t.state.name for t in _study(out).get_trials()] == ["COMPLETE"] * 6, "the budget to complete")
+    runs = _check_budget(out, 6)
+    attempts = {Path(r["run_dir"]).name: read_status(Path(r["run_dir"]))["attempts"] for r in runs}
+    # the killed task trained one trial (the victim, or the next it claimed before the signal landed): that
+    # one alone was trained again, resumed by another worker; the others once
+    twice = [name for name, n in attempts.items() if n > 1]
+    assert len(twice) <= 1 and all(attempts[name] == 2 for name in twice), attempts
+    assert all(read_status(out / "digits" / "adamw_baseline" / name)["job_id"] != task for name in twice)
+    status = run_cli("status", str(out), cwd=tmp_path, check=True)
+    assert "6 done" in status.stdout

@@ -207,6 +207,11 @@ def work(plans: list[StudyPlan], plugin_paths: list[str], job_id: str | None = N
             study = open_study(plan, storage)
         while (claimed := next_trial(study, plan, registry, lock)) is not None:
             outcome = train_trial(claimed, plan, registry, job_id)
+            if outcome.state == "failed" and (outcome.error or "").startswith("Terminated:"):
+                # scancel or a preemption stops this worker: the trial stays RUNNING, and the next worker to ask
+                # (or the next command) claims it again and resumes its run from the step it saved
+                print(f"study {plan.name}: trial {claimed.trial.number} stopped by SIGTERM; left to resume", flush=True)
+                return
             state = tell(study, claimed, plan) or outcome.state
             values = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in claimed.spec.sweep.items())
             print(f"[trial {claimed.trial.number + 1}/{plan.search.trials}] {plan.task}/{plan.optimizer}/"
