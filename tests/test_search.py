@@ -16,7 +16,12 @@ import pytest
 
 from framework.config import parse_overrides
 from framework.config.search import parse_search
-from framework.results.run_folder import load_runs, read_config, read_scores, read_status
+from framework.results.run_folder import (
+    load_runs,
+    read_config,
+    read_scores,
+    read_status,
+)
 
 from .conftest import REPO, run_cli
 
@@ -205,7 +210,7 @@ def test_a_pruned_trial_is_recorded_pruned_and_skipped_after(tmp_path):
 
 def test_run_help_names_the_search_grammar():
     done = subprocess.run([sys.executable, "-m", "framework", "run", "--help"], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+                          cwd=REPO, timeout=120, check=True)
     assert "search.strategy=" in done.stdout and "docs/search.md" in done.stdout
 
 
@@ -231,7 +236,7 @@ def test_a_tpe_study_on_slurm_with_two_array_tasks_survives_a_killed_task(tmp_pa
     queue = subprocess.run(["squeue", "-h", "-o", "%A %i"], capture_output=True, text=True, check=True).stdout
     task = dict(line.split() for line in queue.splitlines())[job]
     subprocess.run(["scancel", "--signal=KILL", "--full", task], check=True)  # the array task dies like kill -9
-    _wait(lambda: not subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout.strip(),
+    _wait(lambda: not subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True, check=True).stdout.strip(),
           "both array tasks to leave the queue")
     if len([t for t in _study(out).get_trials() if t.state.name == "COMPLETE"]) < 6:  # the other task ended first
         run_cli(*args, cwd=tmp_path, check=True)  # the same command again submits workers that finish the budget

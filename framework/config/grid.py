@@ -19,9 +19,9 @@ from typing import Any
 
 from framework.config import Axis, Layer, Request, apply_layer, check_semantics, load_engine_defaults, nest
 from framework.config import recipe
-from framework.config.search import Search, parse_search
 from framework.config.identity import identity
 from framework.config.registry import Plugin, Registry
+from framework.config.search import Search, parse_search
 from framework.errors import ConfigError
 
 # Keys that do not change what a run computes; they are left out of the run_id.

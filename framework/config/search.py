@@ -32,7 +32,7 @@ SETTINGS: dict[str, Any] = {
     "strategy": "grid", "trials": None, "seed": 0, "storage": None, "pruner": None, "study": None,
 }
 KINDS = ("loguniform", "uniform", "int", "intlog", "choice")
-_RANGE_RE = re.compile(r"^\s*([a-z]+)\s*\((.*)\)\s*$", re.S)
+_RANGE_RE = re.compile(r"^\s*([a-z]+)\s*\((.*)\)\s*$", re.DOTALL)
 SECTIONS_SEARCHED = ("task", "optimizer", "schedule", "engine")
 
 
@@ -113,8 +113,8 @@ def parse_range(key: str, value: Any, source: str) -> tuple[Range | None, list[s
         return (Range(key, "choice", choices=tuple(value)), []) if value else (None, [f"{where}: an empty choice"])
     match = _RANGE_RE.match(str(value))
     if not match or match[1] not in KINDS:
-        return None, [f"{where}: expected one of {', '.join(k + '(...)' for k in KINDS)}, e.g. loguniform(1e-4, 1e-1); "
-                      f"got {value!r}"]
+        kinds = ", ".join(k + "(...)" for k in KINDS)
+        return None, [f"{where}: expected one of {kinds}, e.g. loguniform(1e-4, 1e-1); got {value!r}"]
     kind, arguments = match[1], [a for a in split_top_level(match[2]) if a.strip()]
     if kind == "choice":
         if not arguments:

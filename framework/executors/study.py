@@ -16,6 +16,7 @@ command, with no trial lost or trained twice.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import time
@@ -37,7 +38,11 @@ CLAIM, RUN_DIR, STATE = "framework_claim", "framework_run_dir", "framework_state
 def open_storage(plan: StudyPlan) -> Any:
     """The study's Optuna storage: an RDB URL as given, else the journal file (created with its folder)."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+    from optuna.storages.journal import (
+        JournalFileBackend,
+        JournalFileOpenLock,
+        JournalStorage,
+    )
 
     if "://" in plan.storage:
         return optuna.storages.RDBStorage(plan.storage)
@@ -66,7 +71,11 @@ def holding(lock: Any):
 
 def distributions(search: Search) -> dict[str, Any]:
     """Optuna's distribution of each range; a choice of lists or mappings is asked by its index."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     result: dict[str, Any] = {}
     for r in search.ranges:
@@ -186,7 +195,7 @@ def tell(study: Any, claimed: Claimed, plan: StudyPlan) -> str | None:
         claimed.trial.set_user_attr(STATE, state)
         if state == "pruned":
             study.tell(claimed.trial.number, state=TrialState.PRUNED, skip_if_finished=True)
-        elif isinstance(value, (int, float)) and value == value:
+        elif isinstance(value, (int, float)) and math.isfinite(value):
             study.tell(claimed.trial.number, float(value), skip_if_finished=True)
         else:
             study.tell(claimed.trial.number, state=TrialState.FAIL, skip_if_finished=True)
@@ -282,10 +291,10 @@ def study_lines(plan: StudyPlan) -> list[str]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = plan.search
-    lines = [f"study {plan.name}: {search.strategy}, {search.trials} trials scored by {plan.metric} ({plan.direction}), "
-             f"pruner {search.pruner or 'none'}, {plan.workers} worker{'s' * (plan.workers != 1)} "
-             f"({plan.executor}), storage {plan.storage}",
-             "  space: " + ", ".join(f"{r.key}={r.describe()}" for r in search.ranges)]
+    head = (f"study {plan.name}: {search.strategy}, {search.trials} trials scored by {plan.metric} ({plan.direction}), "
+            f"pruner {search.pruner or 'none'}, {plan.workers} worker{'s' * (plan.workers != 1)} "
+            f"({plan.executor}), storage {plan.storage}")
+    lines = [head, "  space: " + ", ".join(f"{r.key}={r.describe()}" for r in search.ranges)]
     trials = []
     if "://" in plan.storage or Path(plan.storage).is_file():
         try:
