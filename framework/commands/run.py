@@ -171,11 +171,13 @@ def _dry_run(runs, axes: list[str]) -> int:
 
     sbatch = slurm.sbatch_lines(runs)  # engine.executor=slurm: what each job array would ask sbatch for
     rows = []
+    trials = any("search" in spec.config for spec in runs)  # a random or quasirandom search: its trial numbers
     for i, spec in enumerate(runs, 1):
         status = run_folder.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
-        rows.append([str(i), spec.task, spec.optimizer, spec.run_id, *(fmt(spec.sweep.get(k, "")) for k in axes),
+        trial = [str(spec.config.get("search", {}).get("trial", ""))] if trials else []
+        rows.append([str(i), spec.task, spec.optimizer, spec.run_id, *trial, *(fmt(spec.sweep.get(k, "")) for k in axes),
                      describe_schedule(spec.config["schedule"]), status.get("state", "new")])
-    print(table(["#", "task", "optimizer", "run_id", *axes, "schedule", "state"], rows))
+    print(table(["#", "task", "optimizer", "run_id", *(["trial"] if trials else []), *axes, "schedule", "state"], rows))
     print(f"{len(runs)} runs (dry run: nothing was run)")
     if sbatch:
         print("\n".join(sbatch))

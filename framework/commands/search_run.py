@@ -8,6 +8,7 @@ workers here (engine.workers processes) or submits them as SLURM job arrays (doc
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from framework.errors import FrameworkError
@@ -42,11 +43,14 @@ def run_studies(args: argparse.Namespace, request, search, templates) -> int:
     where = "in this process" if workers == 0 else f"{workers} search worker{'s' * (workers != 1)}"
     print(f"{len(plans)} tpe stud{'ies' if len(plans) != 1 else 'y'} of {search.trials} trials -> {output} ({where})",
           flush=True)
-    study.run_local(plans, request.plugin_paths(), workers)
+    deaths = study.run_local(plans, request.plugin_paths(), workers)
+    for death in deaths:
+        print(f"a search worker ended early: {death}; its trial stays RUNNING and the same command resumes it",
+              file=sys.stderr)
     print()
     for plan in plans:
         print("\n".join(study.study_lines(plan)))
     failed = sum(study.failed_trials(plan) for plan in plans)
     if failed:
         print(f"{failed} trials failed: their run directories keep the traceback in status.json", flush=True)
-    return 1 if failed else 0
+    return 1 if failed or deaths else 0

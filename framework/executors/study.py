@@ -30,6 +30,7 @@ from framework.config.registry import Registry
 from framework.config.search import Search
 from framework.config.studies import SEARCH_FOLDER, StudyPlan, trial_spec
 from framework.errors import ConfigError
+from framework.executors.local import _death
 from framework.results import run_folder
 
 CLAIM, RUN_DIR, STATE = "framework_claim", "framework_run_dir", "framework_state"  # trial user attributes
@@ -239,11 +240,12 @@ def _serve(plans: list[StudyPlan], plugin_paths: list[str], environment: dict[st
     work(plans, plugin_paths)
 
 
-def run_local(plans: list[StudyPlan], plugin_paths: list[str], workers: int) -> None:
-    """engine.workers worker processes on this machine (0: in this process) until every budget is spent."""
+def run_local(plans: list[StudyPlan], plugin_paths: list[str], workers: int) -> list[str]:
+    """engine.workers worker processes on this machine (0: in this process) until every budget is spent;
+    returns how each worker that did not end normally died (its trial is left to the next worker or command)."""
     if workers == 0:
         work(plans, plugin_paths)
-        return
+        return []
     from framework.executors.local import worker_environments
 
     devices = max(plan.template.config["engine"]["devices"] for plan in plans)
@@ -260,6 +262,7 @@ def run_local(plans: list[StudyPlan], plugin_paths: list[str], workers: int) -> 
             if process.is_alive():
                 process.kill()
                 process.join()
+    return [_death(process) for process in processes if process.exitcode]
 
 
 def submit(plans: list[StudyPlan], plugin_paths: list[str]) -> list[str]:
