@@ -250,3 +250,28 @@ def test_a_tpe_study_on_slurm_with_two_array_tasks_survives_a_killed_task(tmp_pa
     assert all(read_status(out / "digits" / "adamw_baseline" / name)["job_id"] != task for name in twice)
     status = run_cli("status", str(out), cwd=tmp_path, check=True)
     assert "6 done" in status.stdout
+
+
+def test_a_study_is_not_continued_with_other_fixed_values(tmp_path):
+    import optuna
+
+    from framework.config.grid import expand, search_axes
+    from framework.config.registry import Registry
+    from framework.config.studies import plan_studies
+    from framework.errors import FrameworkError
+    from framework.executors.study import open_storage, open_study
+
+    def plan(*overrides: str):
+        request = parse_overrides([*SPACE, "search.strategy=tpe", "search.trials=3", f"engine.output_dir={tmp_path}", *overrides])
+        (found,) = plan_studies(request, search_axes(request)[0], expand(request, Registry([])))
+        return found
+
+    first = plan("task.max_epochs=2")
+    open_study(first, open_storage(first))
+    assert optuna.load_study(study_name=first.name, storage=open_storage(first)).user_attrs["framework_configuration"]
+    open_study(first, open_storage(first))  # the same command continues it
+    for other in (plan("task.max_epochs=3"), plan("task.max_epochs=2", "search.optimizer.learning_rate=loguniform(1e-4,1)")):
+        with pytest.raises(FrameworkError, match="was started with other values, space or score; give search.study a new name"):
+            open_study(other, open_storage(other))
+    renamed = plan("task.max_epochs=3", "search.study=longer")
+    assert open_study(renamed, open_storage(renamed)).study_name == "longer/digits/adamw_baseline"

@@ -29,11 +29,12 @@ from framework.config.grid import RunSpec
 from framework.config.registry import Registry
 from framework.config.search import Search
 from framework.config.studies import SEARCH_FOLDER, StudyPlan, trial_spec
-from framework.errors import ConfigError
+from framework.errors import ConfigError, FrameworkError
 from framework.executors.local import _death
 from framework.results import run_folder
 
 CLAIM, RUN_DIR, STATE = "framework_claim", "framework_run_dir", "framework_state"  # trial user attributes
+CONFIGURATION = "framework_configuration"  # study user attribute: what its trials were asked for (fingerprint)
 
 
 def open_storage(plan: StudyPlan) -> Any:
@@ -102,8 +103,29 @@ def open_study(plan: StudyPlan, storage: Any) -> Any:
 
     pruners = {"median": optuna.pruners.MedianPruner, "asha": optuna.pruners.SuccessiveHalvingPruner}
     pruner = pruners[plan.search.pruner]() if plan.search.pruner else optuna.pruners.NopPruner()
-    return optuna.create_study(study_name=plan.name, storage=storage, direction=plan.direction, pruner=pruner,
-                               load_if_exists=True)
+    study = optuna.create_study(study_name=plan.name, storage=storage, direction=plan.direction, pruner=pruner,
+                                load_if_exists=True)
+    if check_configuration(study, plan):
+        study.set_user_attr(CONFIGURATION, fingerprint(plan))
+    return study
+
+
+def fingerprint(plan: StudyPlan) -> str:
+    """What a study's trials are asked for: the run at the space's sample point (every fixed value), the
+    space and the score; a study continued by another command must have the same."""
+    space = ", ".join(f"{r.key}={r.describe()}" for r in plan.search.ranges)
+    return f"run {plan.template.run_id} at the sample point; {space}; {plan.direction} {plan.metric}"
+
+
+def check_configuration(study: Any, plan: StudyPlan) -> bool:
+    """Refuse to continue a study that was started with other fixed values, space or score (its trials would
+    not be comparable, and a spent budget would silently train nothing); True when it has none recorded yet."""
+    found = study.user_attrs.get(CONFIGURATION)
+    if found is not None and found != fingerprint(plan):
+        raise FrameworkError(f"search.study: study {plan.name} in {plan.storage} was started with other values, "
+                             "space or score; give search.study a new name to start a new study (or run the "
+                             "command that started it)")
+    return found is None
 
 
 @dataclass
@@ -248,6 +270,9 @@ def run_local(plans: list[StudyPlan], plugin_paths: list[str], workers: int) -> 
         return []
     from framework.executors.local import worker_environments
 
+    for plan in plans:  # checked here (a study started by another command is refused) before any worker starts
+        with holding(ask_lock(plan)):
+            open_study(plan, open_storage(plan))
     devices = max(plan.template.config["engine"]["devices"] for plan in plans)
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_serve, args=(plans, plugin_paths, environment))
@@ -301,7 +326,9 @@ def study_lines(plan: StudyPlan) -> list[str]:
     trials = []
     if "://" in plan.storage or Path(plan.storage).is_file():
         try:
-            trials = optuna.load_study(study_name=plan.name, storage=open_storage(plan)).get_trials(deepcopy=False)
+            study = optuna.load_study(study_name=plan.name, storage=open_storage(plan))
+            check_configuration(study, plan)
+            trials = study.get_trials(deepcopy=False)
         except KeyError:  # no such study in the storage yet
             trials = []
     counts: dict[str, int] = {}

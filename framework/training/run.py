@@ -34,8 +34,9 @@ MODEL_SUMMARY_FILE = "model_summary.txt"  # parameter counts per module, written
 @dataclass
 class Outcome:
     spec: RunSpec
-    # done / failed / diverged / pruned (stopped by a search's pruner) / skipped / locked (another process is training it) / interrupted (another
-    # process took the lock over while this one trained: it stopped, and its outcome is not recorded)
+    # done / failed / diverged / pruned (stopped by a search's pruner) / skipped / locked (another process is
+    # training it) / interrupted (another process took the lock over while this one trained: it stopped, and its
+    # outcome is not recorded)
     state: str
     seconds: float = 0.0
     error: str | None = None
