@@ -156,21 +156,18 @@ def next_trial(study: Any, plan: StudyPlan, registry: Registry, lock: Any) -> Cl
     import optuna
     from optuna.trial import Trial, TrialState
 
-    from framework.training.run_lock import this_process
-
     with holding(lock):
         trials = study.get_trials(deepcopy=False)
         for frozen in trials:
             if frozen.state == TrialState.RUNNING and _orphaned(frozen):
                 trial = Trial(study, frozen._trial_id)  # Optuna's handle on a trial another process asked
-                trial.set_user_attr(CLAIM, this_process())
                 spec = trial_spec(plan, registry, values_of(plan.search, frozen.params), frozen.number)
+                _claim(trial, spec)
                 return Claimed(trial, spec, set(frozen.intermediate_values))
         while len(trials) < plan.search.trials:
             # one seed per trial number: workers asking side by side never share a random start-up draw
             study.sampler = optuna.samplers.TPESampler(seed=(plan.search.seed * 1_000_003 + len(trials)) % 2**32)
             trial = study.ask(distributions(plan.search))
-            trial.set_user_attr(CLAIM, this_process())
             try:
                 spec = trial_spec(plan, registry, values_of(plan.search, trial.params), trial.number)
             except ConfigError as exc:  # values the configuration refuses (e.g. the batch size rule): a failed trial
@@ -179,9 +176,18 @@ def next_trial(study: Any, plan: StudyPlan, registry: Registry, lock: Any) -> Cl
                 print(f"study {plan.name}: trial {trial.number} refused by the configuration checks: {exc}", flush=True)
                 trials = study.get_trials(deepcopy=False)
                 continue
-            trial.set_user_attr(RUN_DIR, str(spec.run_dir(spec.config["engine"]["output_dir"]).resolve()))
+            _claim(trial, spec)
             return Claimed(trial, spec)
         return None
+
+
+def _claim(trial: Any, spec: RunSpec) -> None:
+    """Record on the trial its run directory and who trains it (a trial killed before this is unclaimed: an
+    orphan at once)."""
+    from framework.training.run_lock import this_process
+
+    trial.set_user_attr(RUN_DIR, str(spec.run_dir(spec.config["engine"]["output_dir"]).resolve()))
+    trial.set_user_attr(CLAIM, this_process())
 
 
 def train_trial(claimed: Claimed, plan: StudyPlan, registry: Registry, job_id: str | None) -> Any:
