@@ -17,7 +17,7 @@ from framework.errors import FrameworkError
 def run_studies(args: argparse.Namespace, request, search, templates) -> int:
     """The tpe branch of `framework run`: `templates` are grid.expand's runs at the space's sample point."""
     from framework.config.studies import plan_studies
-    from framework.executors import study
+    from framework.executors import study, study_summary
 
     plans = plan_studies(request, search, templates)
     if args.force:
@@ -25,7 +25,7 @@ def run_studies(args: argparse.Namespace, request, search, templates) -> int:
                              "name (or another output folder) to start the search over")
     if args.dry_run:
         for plan in plans:
-            print("\n".join(study.study_lines(plan)))
+            print("\n".join(study_summary.study_lines(plan)))
         print(f"{len(plans)} stud{'ies' if len(plans) != 1 else 'y'} (dry run: nothing was run; the trials are "
               "asked by the workers while they run)")
         return 0
@@ -36,7 +36,7 @@ def run_studies(args: argparse.Namespace, request, search, templates) -> int:
                                  "set engine.devices=1 engine.nodes=1, or use strategy random or quasirandom")
         arrays = study.submit(plans, request.plugin_paths())
         print(f"{len(plans)} stud{'ies' if len(plans) != 1 else 'y'} submitted as job array"
-              f"{'s' * (len(arrays) != 1)} {', '.join(arrays)} ({plans[0].workers} search workers each)")
+              f"{'s' * (len(arrays) != 1)} {', '.join(arrays)} ({max(1, plans[0].workers)} search workers each)")
         print(f"follow with: framework status {output}")
         return 0
     workers = plans[0].template.config["engine"]["workers"]
@@ -49,8 +49,8 @@ def run_studies(args: argparse.Namespace, request, search, templates) -> int:
               file=sys.stderr)
     print()
     for plan in plans:
-        print("\n".join(study.study_lines(plan)))
-    failed = sum(study.failed_trials(plan) for plan in plans)
+        print("\n".join(study_summary.study_lines(plan)))
+    failed = sum(study_summary.failed_trials(plan) for plan in plans)
     if failed:
         print(f"{failed} trials failed: their run directories keep the traceback in status.json", flush=True)
     return 1 if failed or deaths else 0

@@ -34,7 +34,7 @@ class StudyPlan:
     metric: str  # the validation metric a trial is scored by (evaluation.select, else task.target_metric)
     direction: str  # maximize / minimize
     executor: str  # local / slurm
-    workers: int  # engine.workers: processes (local) or array tasks (slurm) asking trials at once
+    workers: int  # engine.workers: processes (local; 0: this one) or array tasks (slurm, at least 1) asking trials
     template: RunSpec  # the run at the space's sample point: its config gives the engine settings
 
     @property
@@ -73,7 +73,7 @@ def plan_studies(request: Request, search: Search, templates: list[RunSpec]) -> 
         metric, direction = scored_by(spec.config)
         plans.append(StudyPlan(spec.task, spec.optimizer, tuple(request.layers), search, request.search_source,
                                storage_of(search, engine["output_dir"]), metric, direction, engine["executor"],
-                               max(1, engine["workers"]), spec))
+                               engine["workers"], spec))
     return plans
 
 
