@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +185,16 @@ def close_loggers(loggers: list, ok: bool) -> None:
             experiment.finish(exit_code=0 if ok else 1)
         else:
             logger.finalize("success" if ok else "failed")
+
+
+@contextmanager
+def logger_runs(spec: RunSpec, run_dir: Path, resume_step: int | None) -> Iterator[list]:
+    """`run_loggers` for one attempt, closed when it ends: finished, or failed when it raised (a resumed
+    attempt marks them finished in the end)."""
+    loggers = run_loggers(spec, run_dir, resume_step)
+    try:
+        yield loggers
+    except BaseException:
+        close_loggers(loggers, ok=False)
+        raise
+    close_loggers(loggers, ok=True)
