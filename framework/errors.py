@@ -31,6 +31,11 @@ class DivergedError(Exception):
     """Raised inside a run when the training loss stops being finite."""
 
 
+class TrialPruned(Exception):
+    """Raised inside a run when its search's pruner stops it (framework/training/pruning.py): recorded as
+    `pruned`, neither a failure nor a result to choose from."""
+
+
 class DataError(FrameworkError):
     """Data that cannot be used: an empty split, a missing or corrupt file, a truncated annotation file.
     The message names the split, the sample and the file where they are known."""

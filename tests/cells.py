@@ -1,4 +1,4 @@
-# imported by tests/test_training_options.py, test_data_errors.py, test_evaluate.py, test_estimate.py, test_locks.py
+# imported by tests/test_training_options.py, test_data_errors.py, test_evaluate.py, test_estimate.py, test_locks.py, test_loggers.py
 """Helpers for tests that train one grid cell in this process through `run.execute`, the code path of
 `framework run`, and a user task plugin that reads image files and annotation files from disk."""
 

@@ -9,7 +9,7 @@ import pytest
 
 from framework.errors import FrameworkError
 from framework.executors.local import worker_environments
-from framework.results.run_folder import load_runs, read_scores
+from framework.results.run_folder import load_runs, read_metrics, read_scores
 
 from .conftest import flaky_plugin, run_cli
 
@@ -93,6 +93,11 @@ def test_two_devices_train_with_ddp_spawn_in_a_worker(tmp_path):
     (run,) = load_runs(out)
     assert run["state"] == "done", proc.stdout + proc.stderr
     assert 0.3 < run["last/test_acc"] <= 1.0  # two gloo processes trained it, starting from chance (0.1)
+    # the learning curve survives the processes that fit, validate and test in turn (each one unpickles
+    # the CSV logger again; a writer that started a fresh file each time kept only the test rows)
+    rows = read_metrics(Path(run["run_dir"]))
+    assert {"train_loss", "val_acc"} <= {key for row in rows for key in row}, rows
+    assert max(row["step"] for row in rows if "train_loss" in row) > 0
 
 
 def test_idle_workers_stop_together_and_exit_cleanly():

@@ -21,6 +21,7 @@ import pytest
 from framework.results.run_folder import load_runs, read_environment, read_metrics
 
 from . import synthetic_runs as synthetic
+from . import synthetic_search
 from .conftest import REPO, require_service, run_cli
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -166,6 +167,33 @@ def test_report_of_a_real_digits_grid(tmp_path):
     # a row per run x checkpoint x metric that is a number (train/precision, "32-true", is text)
     assert len(table) == sum(1 for r in runs for key, value in r.items() if "/" in key and not isinstance(value, str))
     assert set(table["env.code.git_commit"].dropna()) == (commits if in_git else set())
+
+
+def _search_output(tmp_path: Path) -> Path:
+    return synthetic_search.write_grid(synthetic_search.write_search(tmp_path / "out"))
+
+
+def test_a_search_is_shown_where_heatmaps_go(tmp_path):
+    _, text = _report(_search_output(tmp_path), tmp_path)
+    section = text.split('<section id="heatmaps">', 1)[1].split("</section>", 1)[0]
+    assert "<h2>Heatmaps and searches</h2>" in section
+    captions = re.findall(r"<figcaption>(\w+):", section)
+    assert captions == ["grid_heatmap", "toy_best_so_far", "toy_scatter"]  # the grid's heatmap, the search's trials
+    assert "<td>search</td><td>toy-random (random, 24 trials)</td>" in text  # 12 trials x 2 optimizers
+    assert "<th>pruned</th>" in text  # a state of its own in the status table, not a failure
+    assert "59 done, 1 failed, 2 diverged, 2 pruned." in text  # runs: 2 seeds of each trial
+
+
+@needs_chromium
+def test_chromium_shows_the_search_figures(tmp_path):
+    page, _ = _report(_search_output(tmp_path), tmp_path)
+    seen = _probe(page, tmp_path)
+    assert seen["errors"] == []
+    # grid heatmap, best so far, scatter, performance profile (the synthetic runs log no learning curves)
+    assert len(seen["images"]) == 4 and all(w > 300 and h > 200 for w, h in seen["images"]), seen["images"]
+    assert seen["tables"]["best-table"] == [4]
+    assert seen["tables"]["grid-table"] == [4, 5]  # grid: optimizers, seed, lr, wd; toy: and its search
+    assert _colourful_share(page, tmp_path) > 0.02
 
 
 @needs_chromium

@@ -10,6 +10,11 @@ EPILOG = """\
 written to OUTPUT/plots (or --out):
   <task>_heatmap.{png,pdf,csv}         evaluation.plot.metric (test) over --x and --y, mean ± std over seeds;
                                        box: each optimizer's configuration chosen on the validation metric
+  <task>_best_so_far.{png,pdf}         for optimizers whose runs are a search (search.strategy random,
+  <task>_scatter.{png,pdf}             quasirandom, tpe) or no full grid, instead of the heatmap: the best
+  <task>_trials.csv                    validation score so far over trials, and each trial's validation
+                                       score against each hyperparameter (chosen one ringed); pruned,
+                                       failed and diverged trials as markers on the worst edge
   <task>_curves.{png,pdf,csv}          training loss and task.target_metric over steps, chosen configuration
                                        of each optimizer, band from the lowest to the highest seed
   <task>_time_to_target.{png,pdf,csv}  steps until task.target_metric reaches evaluation.target (when set)

@@ -9,7 +9,8 @@ from framework.commands.plot import add_figure_arguments, analyze_figures
 EPILOG = """\
 The page (default OUTPUT/report.html) holds: the runs' states with each failed or diverged run's error
 and traceback, the grid (its axes and the settings shared by every run), the best configuration per
-task x optimizer, heatmaps, learning curves, time to target, performance profiles and the environment
+task x optimizer, heatmaps (for searches: best so far and scatter), learning curves, time to target,
+performance profiles and the environment
 the runs recorded. It is one file that works offline: images are embedded, nothing is fetched. Configurations are chosen
 on the validation metric and reported on the test metric, by the rules of docs/protocol.md; the page
 and the first line printed name the protocol version (protocol v1).

@@ -19,6 +19,17 @@ overrides:
   section.key=[v1,v2]   a list value (brackets), e.g. schedule.decay_milestones=[0.5,0.75]
   engine.seed=1,2,3     seeds are a sweep axis like any other
 
+search (docs/search.md; quote the parentheses in a shell):
+  search.strategy=S     grid (choices as sweep axes), random, quasirandom (scaled Halton) or tpe (Optuna)
+  search.trials=N       budget per task x optimizer (random, quasirandom, tpe); search.seed=K fixes the draws
+  'search.KEY=RANGE'    loguniform(lo,hi), uniform(lo,hi), int(lo,hi), intlog(lo,hi) or choice(a,b,...), e.g.
+                        'search.optimizer.learning_rate=loguniform(1e-4,1e-1)'
+  search.pruner=P       tpe only: median or asha stop poor trials at a validation (state `pruned`)
+  search.storage=URL    tpe only: an RDB URL or a journal file (default <output>/.search/<study>.journal)
+  Every trial is a normal run (run_id folder, resumed, skipped when done); the same command continues a
+  study. random/quasirandom trials are listed by --dry-run; tpe trials are asked by engine.workers search
+  workers (slurm: a job array of engine.workers tasks) while the study runs, and --dry-run shows the study.
+
 merge order: engine defaults < optimizer default.yaml < task default.yaml (its recipe, incl. `schedule`, applies
 to every optimizer) < schedule keys an optimizer replaces (shown in the dry run's schedule column, recorded in
 schedule.overridden_by) < experiment file < command line.
@@ -31,6 +42,8 @@ A cell that another `framework run` is training (its run directory's .lock) is r
 alone; the lock of a process that died is taken over, and a run whose lock is taken over stops at a step
 (`interrupted`), leaving the cell to the new holder. Training options (precision, accumulation, clipping,
 early stopping, deterministic, skip_bad_samples): engine.* keys, see README "Training options".
+engine.loggers='[csv,tensorboard,mlflow,wandb]' also logs each run's curves, config and scores to TensorBoard,
+MLflow or wandb (metrics.csv, which the plots read, is always written; README "Loggers").
 engine.executor=local trains in engine.workers processes; engine.executor=slurm submits job arrays and
 returns at once (follow with `framework status OUTPUT`; see README "Running on a SLURM cluster").
 Exit status: 0 when no run failed (done, diverged, skipped, or locked by / interrupted for another process
@@ -84,13 +97,14 @@ class Progress:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from framework.config.grid import describe_axes, expand
+    from framework.config.grid import describe_axes, expand, search_axes
     from framework.config.registry import Registry
     from framework.executors import slurm
 
     request = read_request(args)
     registry = Registry(request.plugin_paths())
     runs = expand(request, registry)
+    search, _, _ = search_axes(request)  # checked by expand
     axes = describe_axes(runs)
     if runs and not args.dry_run:
         from framework.commands.describe import print_task_lines
@@ -102,6 +116,10 @@ def handler(args: argparse.Namespace) -> int:
 
         if not check_grid(runs, registry):
             return 1
+    if search is not None and search.strategy == "tpe":  # trials asked while the study runs: commands/search_run.py
+        from framework.commands.search_run import run_studies
+
+        return run_studies(args, request, search, runs)
     if args.dry_run:
         return _dry_run(runs, axes)
     if not runs:
@@ -155,11 +173,13 @@ def _dry_run(runs, axes: list[str]) -> int:
 
     sbatch = slurm.sbatch_lines(runs)  # engine.executor=slurm: what each job array would ask sbatch for
     rows = []
+    trials = any("search" in spec.config for spec in runs)  # a random or quasirandom search: its trial numbers
     for i, spec in enumerate(runs, 1):
         status = run_folder.read_status(spec.run_dir(spec.config["engine"]["output_dir"])) or {}
-        rows.append([str(i), spec.task, spec.optimizer, spec.run_id, *(fmt(spec.sweep.get(k, "")) for k in axes),
+        trial = [str(spec.config.get("search", {}).get("trial", ""))] if trials else []
+        rows.append([str(i), spec.task, spec.optimizer, spec.run_id, *trial, *(fmt(spec.sweep.get(k, "")) for k in axes),
                      describe_schedule(spec.config["schedule"]), status.get("state", "new")])
-    print(table(["#", "task", "optimizer", "run_id", *axes, "schedule", "state"], rows))
+    print(table(["#", "task", "optimizer", "run_id", *(["trial"] if trials else []), *axes, "schedule", "state"], rows))
     print(f"{len(runs)} runs (dry run: nothing was run)")
     if sbatch:
         print("\n".join(sbatch))

@@ -65,7 +65,7 @@ def handler(args: argparse.Namespace) -> int:
     rows = [[r["task"], r["optimizer"], r["run_id"], *(fmt(r["sweep"].get(k, "")) for k in axes), r["state"],
              r["job_id"], str(r["requeues"] or ""), r["note"][:70]] for r in records]
     print(table(["task", "optimizer", "run_id", *axes, "state", "job", "requeues", "error / note"], rows))
-    order = ("pending", "running", "requeued", "done", "failed", "diverged")
+    order = ("pending", "running", "requeued", "done", "failed", "diverged", "pruned")
     counts = {s: sum(r["state"] == s for r in records) for s in order}
     others = len(records) - sum(counts.values())
     print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f", {others} other" if others else "")

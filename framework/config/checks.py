@@ -121,6 +121,9 @@ def check_semantics(config: Mapping[str, Any]) -> list[str]:
         # the local executor starts every process on this machine: other machines need SLURM to start them
         bad("engine.nodes", f"{nodes} nodes need engine.executor=slurm (the local executor trains on this machine only)")
     problems += _training_problems(engine, task)
+    from framework.config.loggers import logger_problems
+
+    problems += logger_problems(engine)  # unknown names, missing packages (so --dry-run finds them)
     for name in engine.get("test_checkpoints", []):
         if name not in ("best", "last"):
             bad("engine.test_checkpoints", f"entries must be best or last, got {name!r}")

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.config import Layer, Request, apply_layer, check_semantics, load_engine_defaults, nest
+from framework.config import Axis, Layer, Request, apply_layer, check_semantics, load_engine_defaults, nest
 from framework.config import recipe
 from framework.config.identity import identity
 from framework.config.registry import Plugin, Registry
+from framework.config.search import Search, parse_search
 from framework.errors import ConfigError
 
 # Keys that do not change what a run computes; they are left out of the run_id.
@@ -32,6 +33,10 @@ NON_IDENTITY = (
     "engine.skip_bad_samples",
     # a record of which optimizer replaced a schedule key: the values it replaced are in the identity already
     "schedule.overridden_by",
+    # where metrics are sent besides metrics.csv: the same run, however it is watched
+    "engine.loggers", "engine.mlflow", "engine.wandb",
+    # which search a run is a trial of (study, strategy, trial number): its values are in the identity already
+    "search",
 )
 
 
@@ -81,16 +86,23 @@ def resolve(
 
 
 def expand(request: Request, registry: Registry) -> list[RunSpec]:
-    """Every run the request describes, in order; raises one ConfigError with every problem."""
+    """Every run the request describes, in order; raises one ConfigError with every problem.
+
+    With a `search:` section (config/search.py): grid turns its choices into sweep axes; random and
+    quasirandom add one run per drawn trial (x the sweep axes); tpe gives one run per task x optimizer at a
+    sample point of the space, which checks the space (its trials are asked by the search workers)."""
     problems: list[str] = list(registry.problems)
     if not request.tasks:
         known = ", ".join(n for n, p in registry.tasks.items() if p.ok) or "none"
         raise ConfigError([f"no task selected: add tasks=NAME[,NAME...] or tasks=all (known: {known})"])
+    search, axes, search_problems = search_axes(request)
+    problems += search_problems
     tasks, task_problems = registry.select("task", request.tasks)
     problems += task_problems
     engine_defaults = load_engine_defaults()
-    axis_keys = [axis.key for axis in request.axes]
-    combos = list(itertools.product(*(axis.values for axis in request.axes)))
+    axis_keys = [axis.key for axis in axes]
+    combos = list(itertools.product(*(axis.values for axis in axes)))
+    trials = _trial_points(search)
     runs: list[RunSpec] = []
     seen_problems: set[str] = set()
     for task in tasks:
@@ -98,26 +110,58 @@ def expand(request: Request, registry: Registry) -> list[RunSpec]:
         names = request.optimizers or [task.defaults["optimizer"]["name"]]
         optimizers, optimizer_problems = registry.select("optimizer", names)
         problems += [p for p in optimizer_problems if p not in problems]
-        for optimizer in optimizers:
-            for combo in combos:
-                run_problems: list[str] = []
-                layers = list(request.layers)
-                sweep = dict(zip(axis_keys, combo))
-                for axis, value in zip(request.axes, combo):
-                    layers.append(Layer(f"sweep {axis.source}", nest(axis.key, value)))
-                config = resolve(engine_defaults, task, optimizer, layers, run_problems)
-                if not run_problems:
-                    run_problems += check_semantics(config)
-                for problem in run_problems:
-                    text = f"{problem} [task {task.name}, optimizer {optimizer.name}]"
-                    if problem not in seen_problems:
-                        seen_problems.add(problem)
-                        problems.append(text)
-                if not run_problems:
-                    runs.append(RunSpec(task.name, optimizer.name, run_id(config), config, sweep))
+        for optimizer, (number, point), combo in itertools.product(optimizers, trials, combos):
+            run_problems: list[str] = []
+            layers = list(request.layers)
+            sweep = {**dict(zip(axis_keys, combo)), **point}
+            for axis, value in zip(axes, combo):
+                layers.append(Layer(f"sweep {axis.source}", nest(axis.key, value)))
+            layers += [Layer(f"search {request.search_source}", nest(key, value)) for key, value in point.items()]
+            config = resolve(engine_defaults, task, optimizer, layers, run_problems)
+            if not run_problems:
+                run_problems += check_semantics(config)
+            for problem in run_problems:
+                text = f"{problem} [task {task.name}, optimizer {optimizer.name}]"
+                if problem not in seen_problems:
+                    seen_problems.add(problem)
+                    problems.append(text)
+            if search is not None and search.strategy != "grid":
+                config["search"] = {"study": search.study, "strategy": search.strategy, "trial": number}
+            if not run_problems:
+                runs.append(RunSpec(task.name, optimizer.name, run_id(config), config, sweep))
     if problems:
         raise ConfigError(problems)
     return _deduplicate(runs)
+
+
+def search_axes(request: Request) -> tuple[Search | None, list[Axis], list[str]]:
+    """The request's checked search (None without one), its sweep axes (a grid search's choices added) and
+    the problems: a key both swept and searched, sweep axes beside a tpe study (one study per task x
+    optimizer)."""
+    search, problems = parse_search(request.search, request.search_source)
+    axes = list(request.axes)
+    if search is None:
+        return None, axes, problems
+    swept = {axis.key for axis in axes}
+    for searched in search.ranges:
+        if searched.key in swept:
+            problems.append(f"search.{searched.key} ({request.search_source}): also a sweep axis; keep one of the two")
+    if search.strategy == "grid":
+        axes += [Axis(r.key, r.choices, f"search {request.search_source}") for r in search.ranges]
+    elif search.strategy == "tpe" and axes:
+        problems.append(f"search.strategy ({request.search_source}): tpe runs one study per task x optimizer, so it "
+                        f"takes no sweep axes (got {', '.join(sorted(swept))}): give them one value each")
+    return search, axes, problems
+
+
+def _trial_points(search: Search | None) -> list[tuple[int | None, dict[str, Any]]]:
+    """(trial number, values) of each run a search adds: its draws (random, quasirandom), one sample point
+    for tpe, none of its own for grid or without a search."""
+    if search is None or search.strategy == "grid":
+        return [(None, {})]
+    if search.strategy == "tpe":
+        return [(None, search.sample_point())]
+    return list(enumerate(search.draws()))
 
 
 def _deduplicate(runs: list[RunSpec]) -> list[RunSpec]:

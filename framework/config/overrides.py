@@ -66,6 +66,9 @@ def parse_overrides(args: list[str], source: str = "command line") -> Request:
         if not sep or not _KEY_RE.match(key):
             problems.append(f"'{arg}' ({source}): expected key=value, e.g. optimizer.learning_rate=1e-3")
             continue
+        if key.startswith("search."):  # a search setting or range: one value, never a sweep
+            request.search[key.removeprefix("search.")] = parse_value(raw)
+            continue
         parts = split_top_level(raw)
         selector = SELECTOR_KEYS.get(key) or (key if key in ("tasks", "optimizers") else None)
         if selector:  # plugin names are folder names: taken as written (`tasks=` is not a task called None)
@@ -88,8 +91,8 @@ def parse_overrides(args: list[str], source: str = "command line") -> Request:
 
 
 def load_experiment(path: str | Path) -> Request:
-    """Read an experiment file: sections task/optimizer/engine/evaluation, `tasks`, `optimizers` and
-    `sweep` (a mapping of dotted keys to lists of values, each a grid axis)."""
+    """Read an experiment file: sections task/optimizer/engine/evaluation, `tasks`, `optimizers`,
+    `sweep` (a mapping of dotted keys to lists of values, each a grid axis) and `search` (search.py)."""
     source = f"experiment file {path}"
     try:
         data = load_yaml(path)
@@ -101,7 +104,7 @@ def load_experiment(path: str | Path) -> Request:
         raise ConfigError([f"{path}: expected a mapping with sections {', '.join(SECTIONS)}"])
     request = Request()
     problems: list[str] = []
-    allowed = set(SECTIONS) | {"tasks", "optimizers", "sweep"}
+    allowed = set(SECTIONS) | {"tasks", "optimizers", "sweep", "search"}
     for key in data:
         if key not in allowed:
             hint = did_you_mean(str(key), sorted(allowed))
@@ -117,6 +120,11 @@ def load_experiment(path: str | Path) -> Request:
     for section, body in sections.items():
         if not isinstance(body, dict):
             problems.append(f"{section} ({source}): expected a mapping, got {body!r}")
+    search = data.get("search") or {}
+    if isinstance(search, dict):
+        request.search, request.search_source = dict(search), source
+    else:
+        problems.append(f"search ({source}): expected a mapping of settings and keys to ranges (docs/search.md)")
     sweep = data.get("sweep") or {}
     if not isinstance(sweep, dict):
         problems.append(f"sweep ({source}): expected a mapping of dotted keys to lists of values")

@@ -41,6 +41,9 @@ class Request:
     optimizers: list[str] | None = None
     layers: list[Layer] = field(default_factory=list)
     axes: list[Axis] = field(default_factory=list)
+    # the `search:` section as given (dotted keys), checked by config/search.py; its source for messages
+    search: dict[str, Any] = field(default_factory=dict)
+    search_source: str = "command line"
 
     def plugin_paths(self) -> list[str]:
         """engine.plugin_paths as set by the experiment file or command line (needed before discovery)."""
@@ -66,4 +69,7 @@ def combine(first: Request, second: Request) -> Request:
         optimizers=second.optimizers if second.optimizers is not None else first.optimizers,
         layers=first.layers + second.layers,
         axes=axes,
+        # the command line's search.* keys refine the experiment file's search section
+        search={**first.search, **second.search},
+        search_source=second.search_source if second.search else first.search_source,
     )

@@ -49,7 +49,24 @@ class CellJob(submitit.helpers.Checkpointable):
 
 
 def plot_job(output_dir: str) -> list[str]:
-    """The `engine.slurm.plot` job: heatmaps of the grid, after every cell ended (afterany)."""
-    from framework.results.heatmaps import plot_heatmaps
+    """The `engine.slurm.plot` job: what `framework plot` writes (heatmaps of grids, best so far and scatter
+    of searches, the tables), after every cell ended (afterany)."""
+    from framework.results.analysis import analyze
 
-    return [str(path) for path in plot_heatmaps(output_dir)]
+    return [str(path) for path in analyze(output_dir).written]
+
+
+class StudyJob(submitit.helpers.Checkpointable):
+    """One array task of a tpe search: a search worker (executors/study.py) that asks, trains and tells trials
+    until the study's budget is spent. Requeued after a timeout or preemption, it claims again the trial it
+    was training (same SLURM job) and resumes that run from its last checkpoint."""
+
+    def __init__(self, plans: list, plugin_paths: list[str]):
+        self.plans, self.plugin_paths = list(plans), list(plugin_paths)
+
+    def __call__(self) -> str:
+        os.environ["FRAMEWORK_SLURM_JOB"] = "1"
+        from framework.executors.study import work
+
+        work(self.plans, self.plugin_paths, job_id=submitit.JobEnvironment().job_id)
+        return "study budget spent"

@@ -5,6 +5,7 @@
     results_table.py    the long results table (results.csv / results.parquet)
     selection.py        configurations, scoring, the chosen configuration (docs/protocol.md), intervals
     heatmaps.py, curves.py, time_to_target.py, performance_profiles.py, best_table.py   the figures
+    searches.py, search_figures.py   runs that are a search or no grid: best so far and scatter, not heatmaps
     figure_files.py     saving figures in every requested format
     analysis.py         everything `framework plot` makes, from one read of the runs
     report.py           the self-contained HTML report

@@ -1,9 +1,11 @@
 """Everything `framework plot` and `framework report` make from an output folder, in one pass.
 
-    load_runs_indexed -> heatmaps (heatmaps.py) -> results table (results_table.py)
+    load_runs_indexed -> heatmaps of the optimizers whose runs form a grid (heatmaps.py)
+        -> results table (results_table.py)
         -> per task: configurations and the one chosen for each optimizer on the validation metric
            (selection.py, the rules of docs/protocol.md)
-           -> best-configuration table (best_table.py), learning curves (curves.py),
+           -> best-configuration table (best_table.py), best so far and scatter of the optimizers
+              whose runs are a search or no grid (searches.py), learning curves (curves.py),
               time to target (time_to_target.py), the task's own pictures of the chosen runs
               (task_figures.py)
         -> performance profiles across tasks (performance_profiles.py)
@@ -30,6 +32,7 @@ class TaskFigures:
     spec: str  # format spec of the task's numbers
     keys: list[str]  # hyperparameters that vary within the task (the grid's axes besides the seed)
     heatmaps: list[Path] = field(default_factory=list)
+    searches: list[Path] = field(default_factory=list)  # best so far, scatter and trials of searched optimizers
     curves: list[Path] = field(default_factory=list)
     targets: list[Path] = field(default_factory=list)
     target_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -72,7 +75,7 @@ def analyze(
 
     strict (`framework plot`): a heatmap problem raises FrameworkError before anything is written.
     Not strict (`framework report`): it becomes a note and the other figures are still made."""
-    from framework.results import best_table, performance_profiles, selection
+    from framework.results import best_table, performance_profiles, searches, selection
     from framework.results.heatmaps import plot_heatmaps
     from framework.results.results_table import load_table, write_table
     from framework.results.run_index import load_runs_indexed
@@ -83,9 +86,11 @@ def analyze(
         raise FrameworkError(f"no runs found in '{output_dir}' (expected <task>/<optimizer>/<run_id>/config.yaml)")
     plot_dir = Path(plot_dir) if plot_dir is not None else output_dir / "plots"
     result = Analysis(output_dir, plot_dir, runs)
+    searched = {task: searches.search_optimizers(task_runs) for task, task_runs in selection.by_task(runs).items()}
+    grid_runs = [run for run in runs if run["optimizer"] not in searched[run["task"]]]
     try:
         heatmaps = plot_heatmaps(output_dir, plot_dir, x=x, y=y, split=split, aggregate=aggregate,
-                                 formats=formats, runs=runs)
+                                 formats=formats, runs=grid_runs) if grid_runs else []
     except FrameworkError as exc:
         if strict:
             raise
@@ -102,7 +107,7 @@ def analyze(
         except FrameworkError as exc:
             result.notes.append(str(exc))
             continue
-        _analyze_task(result, task, task_runs, score, heatmaps, formats)
+        _analyze_task(result, task, task_runs, score, heatmaps, formats, searched[task])
     if result.best_rows:
         result.written.append(best_table.write_best(result.best_rows, plot_dir))
     if result.profile_rows:
@@ -112,9 +117,17 @@ def analyze(
 
 
 def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], score, heatmaps: list[Path],
-                  formats: Sequence[str]) -> None:
-    """One task's figures: best configurations, learning curves, time to target, profile rows."""
-    from framework.results import best_table, curves, performance_profiles, selection, task_figures, time_to_target
+                  formats: Sequence[str], searched: set[str]) -> None:
+    """One task's figures: best configurations, searches, learning curves, time to target, profile rows."""
+    from framework.results import (
+        best_table,
+        curves,
+        performance_profiles,
+        searches,
+        selection,
+        task_figures,
+        time_to_target,
+    )
 
     configs = selection.configurations(task_runs, score)
     chosen = selection.best(configs, score.select_mode)
@@ -123,6 +136,12 @@ def _analyze_task(result: Analysis, task: str, task_runs: list[dict[str, Any]], 
                                                target_metric=score.target_metric)
     figures.heatmaps = [p for p in heatmaps if p.stem == f"{task}_heatmap" or p.stem.startswith(f"{task}_heatmap__")]
     result.best_rows += best_table.best_rows(score, chosen, keys)
+    for optimizer in sorted({c.optimizer for c in configs} - set(chosen)):
+        result.notes.append(f"task '{task}': every trial of {optimizer} was pruned, so none is chosen")
+    if searched:
+        figures.searches, _ = searches.plot_searches(
+            score, [c for c in configs if c.optimizer in searched], chosen, result.plot_dir, formats)
+        result.written += figures.searches
     labels = {optimizer: config.label(keys) for optimizer, config in chosen.items()}
     figures.curves, rows = curves.plot_curves(task, score, chosen, labels, result.plot_dir, formats)
     if not rows:

@@ -187,8 +187,9 @@ def _cells(runs, settings: _Settings, aggregate: tuple[str, ...], n_seeds: int) 
     for optimizer in {c["optimizer"] for c in cells}:
         own = [c for c in cells if c["optimizer"] == optimizer]
         chosen = pick([c["config"] for c in own], settings.score.select_mode)
-        boxed = next(c for c in own if c["config"] is chosen)
-        boxed["box"] = boxed["select_mean"] is not None  # no validation score anywhere: nothing to box
+        boxed = next((c for c in own if c["config"] is chosen), None)  # None: every cell pruned
+        if boxed is not None:
+            boxed["box"] = boxed["select_mean"] is not None  # no validation score anywhere: nothing to box
     return sorted(cells, key=lambda c: (c["optimizer"], sort_key(c["x"]), sort_key(c["y"])))
 
 

@@ -36,6 +36,11 @@ _ENV_SHOWN = ("env.code.git_commit", "env.code.git_dirty", "env.code.framework",
 _HEATMAP = ("the task's test score over two hyperparameters, one panel per optimizer; each cell the mean ± std over "
             "seeds, a red box on each optimizer's configuration chosen on the validation metric (dashed: none "
             "finished every seed), grey cells where no seed finished")
+_BEST_SO_FAR = ("a search's trials in the order they were run: the step line is the validation seed mean of the "
+                "configuration chosen among the trials so far, dashed its test score, dots each trial's own value; "
+                "trials without a score (diverged, failed, pruned) are markers on the worst edge")
+_SCATTER = ("each trial's validation seed mean against each hyperparameter the search varied, one colour per "
+            "optimizer, a red ring on each optimizer's chosen configuration; trials without a score on the worst edge")
 _CURVES = ("training loss and the validation metric over steps for each optimizer's chosen configuration; line: "
            "mean over seeds, band: lowest to highest seed")
 _CSS = """
@@ -69,7 +74,7 @@ def render(result: Analysis) -> str:
         ("status", "Status", _status(result)),
         ("grid", "Grid", _grid(result)),
         ("best", "Best configurations", _best(result)),
-        ("heatmaps", "Heatmaps", _figures(result, "heatmaps", "no heatmap was drawn", _HEATMAP)),
+        ("heatmaps", _heatmaps_title(result), _heatmaps_and_searches(result)),
         ("curves", "Learning curves", _figures(result, "curves", "no learning curve was logged", _CURVES)),
         ("pictures", "Task pictures", _pictures(result)),
         ("targets", "Time to target", _targets(result)),
@@ -146,9 +151,10 @@ def _grid(result: Analysis) -> str:
         # a task that could not be scored (no evaluation.plot.metric) still has a grid to show
         keys = result.tasks[task].keys if task in result.tasks else varying_keys(configurations(runs))
         axes = [["optimizers", ", ".join(optimizers)], ["engine.seed", ", ".join(label(s) for s in seeds)]]
+        axes += _studies(runs)
         for key in keys:
             values = sorted({hashable(run.get(key)) for run in runs}, key=sort_key)
-            axes.append([key, ", ".join(label(v) for v in values)])
+            axes.append([key, _values_text(values)])
         fixed = _fixed_settings(runs, set(keys))
         parts.append(f"<h3>{_e(task)}: {len(runs)} runs</h3>")
         parts.append(_table(["axis", "values"], axes, "grid-table"))
@@ -157,9 +163,27 @@ def _grid(result: Analysis) -> str:
     return "\n".join(parts)
 
 
+def _studies(runs: list[dict[str, Any]]) -> list[list[str]]:
+    """A `search` row when runs were drawn by searches: each study, its strategy and number of trials."""
+    trials: dict[tuple, set] = defaultdict(set)
+    for run in runs:
+        if run.get("search.study") is not None:
+            trials[(str(run["search.study"]), str(run.get("search.strategy")))].add((run["optimizer"], run.get("search.trial")))
+    text = "; ".join(f"{study} ({strategy}, {len(numbers)} trials)" for (study, strategy), numbers in sorted(trials.items()))
+    return [["search", text]] if text else []
+
+
+def _values_text(values: list[Any]) -> str:
+    """The values of an axis; a search's many numbers as their count and range."""
+    if len(values) > 12 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return f"{len(values)} values from {label(values[0])} to {label(values[-1])}"
+    return ", ".join(label(v) for v in values)
+
+
 def _fixed_settings(runs: list[dict[str, Any]], varying: set[str]) -> list[list[str]]:
     skip = {"task", "optimizer", "run_id", "state", "error", "run_dir", "engine.seed", "optimizer.name"}
-    keys = sorted(k for k in set().union(*runs) if "/" not in k and k not in skip and k not in varying)
+    keys = sorted(k for k in set().union(*runs)
+                  if "/" not in k and k not in skip and k not in varying and not k.startswith("search."))
     rows = []
     for key in keys:
         values = {hashable(run.get(key)) for run in runs}
@@ -186,7 +210,20 @@ def _figures(result: Analysis, kind: str, empty: str, caption: str) -> str:
         for path in getattr(figures, kind):
             if path.suffix == ".png":
                 parts.append(_image(path, f"{path.stem}: {caption}"))
-    return "\n".join(parts) or f"<p>{_e(empty)}.</p>"
+    return "\n".join(parts) or (f"<p>{_e(empty)}.</p>" if empty else "")
+
+
+def _heatmaps_title(result: Analysis) -> str:
+    return "Heatmaps and searches" if any(f.searches for f in result.tasks.values()) else "Heatmaps"
+
+
+def _heatmaps_and_searches(result: Analysis) -> str:
+    """Grids as heatmaps, then the optimizers whose runs are a search (or no grid) as best so far and scatter."""
+    parts = [_figures(result, "heatmaps", "", _HEATMAP)]
+    for figures in result.tasks.values():
+        parts += [_image(path, f"{path.stem}: {_BEST_SO_FAR if path.stem.endswith('_best_so_far') else _SCATTER}")
+                  for path in figures.searches if path.suffix == ".png"]
+    return "\n".join(p for p in parts if p) or "<p>no heatmap was drawn.</p>"
 
 
 def _pictures(result: Analysis) -> str:

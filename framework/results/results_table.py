@@ -7,7 +7,8 @@
 entries of scores.json that are not numbers (train/precision) are left out: the config has them.
 A run without scores (failed, diverged, running) has one row with empty checkpoint, metric and value, so
 that every run is in the table. Hyperparameters are the config keys that change what a run computes
-(dotted, as on the command line; `engine.seed` is the `seed` column); the environment columns come from
+(dotted, as on the command line; `engine.seed` is the `seed` column), and a search trial's `search.study`,
+`search.strategy` and `search.trial`; the environment columns come from
 each run's env.json (`framework.training.environment`). pandas is imported inside the functions.
 """
 
@@ -110,6 +111,8 @@ def _numeric_or_none(value: Any) -> bool:
 
 
 def _non_identity(key: str) -> bool:
+    if key.startswith("search."):  # which trial of which study: not what a run computes, but worth a column
+        return False
     return any(key == prefix or key.startswith(prefix + ".") for prefix in NON_IDENTITY)
 
 

@@ -8,6 +8,8 @@
         job.json         the SLURM job of the latest submission (slurm executor)
         checkpoints/     best-*.ckpt and last.ckpt
         logs/            Lightning's CSV logs (metrics.csv)
+        tensorboard/     TensorBoard's events (engine.loggers with tensorboard); wandb/: wandb's files
+        loggers.json     the MLflow and wandb run ids a resumed attempt continues
         figures/         pictures the task drew of a tested checkpoint: figures/best/, figures/last/
 
 Every file is written atomically, so a killed process leaves the old file or the new one.
@@ -26,8 +28,9 @@ from typing import Any
 from framework.config import flatten
 from framework.config.file_io import atomic_write_json, atomic_write_text, dump_yaml, load_yaml, read_json
 
-STATES = ("pending", "running", "requeued", "done", "failed", "diverged")  # pending/requeued: SLURM
-FINISHED = ("done", "diverged")  # outcomes that are results: never redone without --force
+STATES = ("pending", "running", "requeued", "done", "failed", "diverged", "pruned")  # pending/requeued: SLURM
+FINISHED = ("done", "diverged", "pruned")  # outcomes that are results: never redone without --force (pruned: a
+# search trial its pruner stopped, docs/search.md)
 CONFIG_FILE, STATUS_FILE, SCORES_FILE, JOB_FILE = "config.yaml", "status.json", "scores.json", "job.json"
 CONFIG_JSON = "config.json"  # the same configuration, for fast loading
 LOCK_FILE = ".lock"  # held while a process trains the run (training/run_lock.py)

@@ -26,6 +26,10 @@ from framework.errors import FrameworkError
 PROTOCOL_VERSION = 1  # docs/protocol.md; raise it whenever a rule there changes what a result means
 SEED = "engine.seed"
 INTERVAL_LEVEL = 0.95
+PRUNED = "pruned"  # a search trial its pruner stopped early: no result, not a failure, never chosen
+# A search trial's config section {study, strategy, trial}: which trial of which study a run is, not
+# what it computes (two trials that drew the same values are one configuration).
+SEARCH = "search"
 # Record keys that are not hyperparameters: identity, bookkeeping and the plugin names.
 _BOOKKEEPING = {"task", "optimizer", "run_id", "state", "error", "run_dir", "task.name", "optimizer.name", SEED}
 
@@ -77,6 +81,11 @@ class Configuration:
     @property
     def n_diverged(self) -> int:
         return self.states["diverged"]
+
+    @property
+    def pruned(self) -> bool:
+        """A run of it was pruned by its search: the trial was stopped early and is never chosen."""
+        return self.states[PRUNED] > 0
 
     @property
     def complete(self) -> bool:
@@ -182,7 +191,8 @@ def by_task(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def hyperparameters(runs: list[dict[str, Any]]) -> list[str]:
     """Config keys of the runs that change what a run computes, the seed left out."""
     keys = set().union(*runs) - _BOOKKEEPING
-    return sorted(k for k in keys if "/" not in k and not any(k == p or k.startswith(p + ".") for p in NON_IDENTITY))
+    prefixes = (*NON_IDENTITY, SEARCH)
+    return sorted(k for k in keys if "/" not in k and not any(k == p or k.startswith(p + ".") for p in prefixes))
 
 
 def seed_count(runs: list[dict[str, Any]]) -> int:
@@ -244,16 +254,20 @@ def selection_key(config: Configuration, select_mode: str) -> tuple:
 
 
 def pick(configs: list[Configuration], select_mode: str) -> Configuration | None:
-    """The configuration chosen among `configs` (one optimizer's); ties go to the first, in grid order."""
-    return min(configs, key=lambda c: selection_key(c, select_mode), default=None)
+    """The configuration chosen among `configs` (one optimizer's); ties go to the first, in grid order.
+    A pruned trial is never chosen: None when every configuration was pruned."""
+    candidates = [c for c in configs if not c.pruned]
+    return min(candidates, key=lambda c: selection_key(c, select_mode), default=None)
 
 
 def best(configs: list[Configuration], select_mode: str) -> dict[str, Configuration]:
-    """Each optimizer's chosen configuration (the heatmap's red box, over every hyperparameter)."""
+    """Each optimizer's chosen configuration (the heatmap's red box, over every hyperparameter); an
+    optimizer whose every trial was pruned has none."""
     per_optimizer: dict[str, list[Configuration]] = defaultdict(list)
     for config in configs:
         per_optimizer[config.optimizer].append(config)
-    return {optimizer: pick(own, select_mode) for optimizer, own in per_optimizer.items()}
+    chosen = {optimizer: pick(own, select_mode) for optimizer, own in per_optimizer.items()}
+    return {optimizer: config for optimizer, config in chosen.items() if config is not None}
 
 
 def ranked_value(config: Configuration, mode: str) -> float | None:

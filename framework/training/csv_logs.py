@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_only
 
 from framework.config.file_io import atomic_write_text
 
@@ -35,28 +36,36 @@ def _keep_rows_before(path: Path, step: int) -> list[str]:
 
 
 class _ContinuingWriter(ExperimentWriter):
-    def __init__(self, log_dir: str, resume_step: int | None):
-        self._resume_step = resume_step
-        super().__init__(log_dir)
+    """Appends to the metrics.csv that ResumableCSVLogger prepared (never deletes it)."""
 
     def _check_log_dir_exists(self) -> None:
         path = Path(self.metrics_file_path)
-        if self._resume_step is None:
-            path.unlink(missing_ok=True)  # a fresh attempt starts a fresh file
-        elif path.is_file():
-            self.metrics_keys = _keep_rows_before(path, self._resume_step)
+        if path.is_file():  # rows written before: keep them, and their columns
+            with path.open(newline="") as fh:
+                self.metrics_keys = list(csv.DictReader(fh).fieldnames or [])
 
 
 class ResumableCSVLogger(CSVLogger):
-    """CSVLogger writing `<run_dir>/logs/metrics.csv`, continued across resumes."""
+    """CSVLogger writing `<run_dir>/logs/metrics.csv`, continued across resumes.
+
+    The file is prepared once, here, in the process that starts the attempt: a fresh attempt removes it,
+    a resumed one keeps the rows before its checkpoint. The writer then only appends, however many
+    processes take turns at it: Lightning's ddp_spawn unpickles this logger in new processes for fit and
+    again for test, and a writer that started a fresh file each time kept only the test rows."""
 
     def __init__(self, run_dir: Path, resume_step: int | None):
         super().__init__(save_dir=run_dir, name="logs", version="")
-        self._resume_step = resume_step
+        path = Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+        if rank_zero_only.rank != 0:  # every process of a SLURM multi-device run builds this: one prepares
+            return
+        if resume_step is None:
+            path.unlink(missing_ok=True)  # a fresh attempt starts a fresh file
+        elif path.is_file():
+            _keep_rows_before(path, resume_step)
 
     @property
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _ContinuingWriter(self.log_dir, self._resume_step)
+            self._experiment = _ContinuingWriter(self.log_dir)
         return self._experiment

@@ -24,7 +24,7 @@ from framework.config import Node
 from framework.config.batch_size import processes
 from framework.config.grid import RunSpec
 from framework.config.registry import Registry
-from framework.errors import DivergedError, FrameworkError, one_line
+from framework.errors import DivergedError, FrameworkError, TrialPruned, one_line
 from framework.results import run_folder
 from framework.training.environment import write_environment
 
@@ -34,8 +34,8 @@ MODEL_SUMMARY_FILE = "model_summary.txt"  # parameter counts per module, written
 @dataclass
 class Outcome:
     spec: RunSpec
-    # done / failed / diverged / skipped / locked (another process is training it) / interrupted (another
-    # process took the lock over while this one trained: it stopped, and its outcome is not recorded)
+    # done / failed / diverged / pruned (by a search's pruner) / skipped / locked (another process trains it) /
+    # interrupted (another process took the lock over while this one trained: it stopped, nothing recorded)
     state: str
     seconds: float = 0.0
     error: str | None = None
@@ -152,20 +152,16 @@ def _checkpoints(run_dir: Path, task: Node) -> tuple:
     return best, last
 
 
-def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None, lock: Any = None):
-    """The task's model and data module and the Lightning Trainer of one run (`lock`: the run's RunLock)."""
+def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None = None, lock: Any = None,
+          loggers: list | None = None, extra_callbacks: tuple = ()):
+    """The task's model and data module and the Lightning Trainer of one run (`lock`: the run's RunLock;
+    `loggers`: training.loggers.run_loggers, beside metrics.csv; `extra_callbacks`: e.g. a search trial's
+    pruning report)."""
     import lightning.pytorch as pl
 
     from framework.training import lightning_speedups
-    from framework.training.callbacks import (
-        CheckpointMetadata,
-        DivergenceCheck,
-        EpochSeed,
-        LoggingInterval,
-        ModelSummaryFile,
-        NoProfiler,
-        TrainTimer,
-    )
+    from framework.training.callbacks import (CheckpointMetadata, DivergenceCheck, EpochSeed, LoggingInterval,
+                                              ModelSummaryFile, NoProfiler, TrainTimer)
     from framework.training.checkpoint_io import AtomicCheckpointIO
     from framework.training.csv_logs import ResumableCSVLogger
     from framework.training.optimizer_modes import OptimizerModes
@@ -190,11 +186,12 @@ def build(spec: RunSpec, registry: Registry, run_dir: Path, resume: Path | None 
         enable_progress_bar=engine.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        logger=ResumableCSVLogger(run_dir, _checkpoint_step(resume) if resume else None),
+        # metrics.csv first: Lightning takes the first logger's folder as trainer.log_dir
+        logger=[ResumableCSVLogger(run_dir, _checkpoint_step(resume) if resume else None), *(loggers or [])],
         callbacks=[checkpoint, last, timer, DivergenceCheck(), LoggingInterval(), EpochSeed(engine.seed), OptimizerModes(),
                    *_stop_callbacks(run_dir, lock),
                    CheckpointMetadata(config), ModelSummaryFile(run_dir / MODEL_SUMMARY_FILE),
-                   *([stopper] if stopper else [])],
+                   *([stopper] if stopper else []), *extra_callbacks],
         plugins=[AtomicCheckpointIO(), *_cluster_plugins()],
         strategy=_strategy(processes(engine)),
         profiler=NoProfiler(),
@@ -236,12 +233,23 @@ def _check_splits(datamodule) -> None:
         raise FrameworkError(f"{type(datamodule).__name__}: data_val and data_test are the same dataset; hold out separate splits")
 
 
-def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path, lock: Any = None) -> dict[str, Any]:
+def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path, lock: Any = None,
+                   extra_callbacks: tuple = ()) -> dict[str, Any]:
     """Fit (resuming from the last checkpoint if there is one), then test each requested checkpoint;
     stops at a step, raising preemption.LockLost, if `lock` is taken over."""
+    from framework.training.loggers import log_scores, logger_runs
+
     quiet_lightning()
     resume = run_folder.last_checkpoint(run_dir)
-    model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir, resume, lock)
+    with logger_runs(spec, run_dir, _checkpoint_step(resume) if resume else None) as loggers:
+        model, datamodule, trainer, checkpoint, timer = build(spec, registry, run_dir, resume, lock, loggers, extra_callbacks)
+        scores = _fit_and_test(spec, run_dir, resume, model, datamodule, trainer, checkpoint, timer)
+        log_scores(loggers, spec.config, scores, trainer.global_step)
+    return scores
+
+
+def _fit_and_test(spec: RunSpec, run_dir: Path, resume: Path | None, model, datamodule, trainer, checkpoint, timer) -> dict[str, Any]:
+    """train_and_test's fit and tests: scores.json's contents."""
     # Lightning allocates enough objects every step to set off the garbage collector, whose full passes
     # would walk every object of torch, Lightning and the data (~0.4M, a tenth of a second each).
     # Freezing what exists now keeps them out of those passes; unfreezing afterwards lets a grid of runs
@@ -267,9 +275,10 @@ def train_and_test(spec: RunSpec, registry: Registry, run_dir: Path, lock: Any =
     return scores
 
 
-def execute(spec: RunSpec, registry: Registry, force: bool = False, job_id: str | None = None) -> Outcome:
-    """Run one grid cell and record its outcome; never raises for a failing run. `job_id`: the SLURM
-    job training it, recorded in status.json.
+def execute(spec: RunSpec, registry: Registry, force: bool = False, job_id: str | None = None,
+            extra_callbacks: tuple = ()) -> Outcome:
+    """Run one grid cell and record its outcome; never raises for a failing run. `job_id`: the SLURM job
+    training it (status.json); `extra_callbacks`: for its Trainer (a search trial's pruning report).
 
     The cell is trained under its run directory's lock (framework/training/run_lock.py): when another process holds
     it, the outcome is `locked` at once (no waiting) and that process's training is left alone. When
@@ -286,7 +295,7 @@ def execute(spec: RunSpec, registry: Registry, force: bool = False, job_id: str 
     if holder is not None:
         return Outcome(spec, "locked", 0.0, f"locked by {holder.describe()}")
     try:
-        return _execute_locked(spec, registry, run_dir, force, job_id, lock)
+        return _execute_locked(spec, registry, run_dir, force, job_id, lock, extra_callbacks)
     finally:
         lock.release()
 
@@ -295,7 +304,8 @@ def _skipped(spec: RunSpec, run_dir: Path, status: dict) -> Outcome:
     return Outcome(spec, "skipped", 0.0, status.get("error"), run_folder.read_scores(run_dir) or {})
 
 
-def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: bool, job_id: str | None, lock) -> Outcome:
+def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: bool, job_id: str | None, lock,
+                    extra_callbacks: tuple = ()) -> Outcome:
     status = run_folder.read_status(run_dir)  # again: another process may have finished it before we locked
     if force:
         run_folder.clear_run_dir(run_dir)  # under the lock: never a cell another process trains
@@ -310,13 +320,15 @@ def _execute_locked(spec: RunSpec, registry: Registry, run_dir: Path, force: boo
     )
     start = time.perf_counter()
     try:
-        scores = train_and_test(spec, registry, run_dir, lock)
+        scores = train_and_test(spec, registry, run_dir, lock, extra_callbacks)
     except KeyboardInterrupt:
         if lock.held():
             run_folder.write_status(run_dir, "failed", error="interrupted (Ctrl-C); run again to resume", finished=time.time())
         raise
     except DivergedError as exc:
         return _record(spec, run_dir, lock, Outcome(spec, "diverged", time.perf_counter() - start, str(exc)))
+    except TrialPruned as exc:  # a search's pruner stopped it: a result of the search, not a failure
+        return _record(spec, run_dir, lock, Outcome(spec, "pruned", time.perf_counter() - start, str(exc)))
     except Exception as exc:  # any failure of the task's code is recorded and the grid goes on
         outcome = Outcome(spec, "failed", time.perf_counter() - start, one_line(exc))
         return _record(spec, run_dir, lock, outcome, traceback.format_exc())
@@ -336,8 +348,8 @@ def _record(spec: RunSpec, run_dir: Path, lock, outcome: Outcome, trace: str | N
     if outcome.state == "done":
         run_folder.write_scores(run_dir, outcome.scores)
         run_folder.write_status(run_dir, "done", finished=time.time(), seconds=outcome.seconds)
-    elif outcome.state == "diverged":
-        run_folder.write_status(run_dir, "diverged", error=outcome.error, finished=time.time())
+    elif outcome.state in ("diverged", "pruned"):
+        run_folder.write_status(run_dir, outcome.state, error=outcome.error, finished=time.time())
     else:
         run_folder.write_status(run_dir, "failed", error=outcome.error, traceback=trace, finished=time.time())
     return outcome

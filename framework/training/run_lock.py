@@ -75,6 +75,12 @@ def _me() -> dict[str, Any]:
     }
 
 
+def this_process() -> dict[str, Any]:
+    """Who this process is, as a lock file records it (host, pid, start time, SLURM job, since): a search
+    worker records it on the trial it claims, and judges another worker's claim with Holder.stale_reason."""
+    return _me()
+
+
 @dataclass(frozen=True)
 class Holder:
     """Who holds a lock, as read from its file; `heartbeat_age_s` is the age of the file's mtime."""
