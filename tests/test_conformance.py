@@ -8,8 +8,11 @@ Parametrized over the registry, so a new plugin folder is tested the moment it e
 
 from __future__ import annotations
 
+import pytest
+
 from framework.config.registry import Registry, builtin_root
 from framework.testing import parametrize_plugin_checks
+from framework.training.conformance import pair_checks
 
 REGISTRY = Registry()
 # Tasks whose defaults are a recipe at real-data size (1024 crops) step at the bundled data's size here:
@@ -32,4 +35,15 @@ def test_one_training_step(check):
 
 @parametrize_plugin_checks(builtin_root(), overrides=SMALL)
 def test_each_bundled_plugin_with_its_reference(check):
+    check()
+
+
+# Every optimizer trains the bundled Mask R-CNN (a model plugin) for one step on coco_instance: its groups,
+# its losses and every update rule meet, as the task's own model does in test_one_training_step
+_MODEL_STEPS = list(pair_checks([("coco_instance", o, "mask_rcnn") for o in sorted(REGISTRY.optimizers)], REGISTRY,
+                                checks=("step",), overrides=SMALL))
+
+
+@pytest.mark.parametrize("check", [c for *_, c in _MODEL_STEPS], ids=[f"{t}-{o}-{n}" for t, o, n, _ in _MODEL_STEPS])
+def test_every_optimizer_steps_a_model_plugin(check):
     check()

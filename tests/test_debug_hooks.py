@@ -34,3 +34,21 @@ def test_data_checks_summary_and_activations(task, tmp_path):
     values = batch_activations(model, batch)  # raises unless: a dict of tensors, batch first
     assert values
     assert model.training == was_training
+
+
+def test_vision_activations_are_the_networks_per_image_outputs(tmp_path):
+    """The vision tasks share one hook: every output tensor with one entry per image; a model whose outputs
+    are per-image lists (Mask R-CNN's detections) says it has none, in one line."""
+    sizes = ["task.crop_size=128", "task.eval_short=128", "task.eval_max_size=512"]
+    for model_name, expected in (("tiny", {"class_queries_logits", "masks_queries_logits"}), ("mask_rcnn-tiny", None)):
+        (spec,) = expand(parse_overrides(["tasks=coco_instance", f"task.model.name={model_name}", *sizes,
+                                          f"engine.output_dir={tmp_path}"]), REGISTRY)
+        model, datamodule = load_task(Node({**spec.config, "run": {"id": spec.run_id, "dir": str(tmp_path)}}), REGISTRY)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        batch = next(iter(datamodule.val_dataloader()))
+        if expected is None:
+            with pytest.raises(NotImplementedError, match="model mask_rcnn returns no per-image tensors"):
+                batch_activations(model, batch)
+        else:
+            assert expected <= set(batch_activations(model, batch))

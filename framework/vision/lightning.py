@@ -91,6 +91,18 @@ class VisionTaskModel(TaskModel):
     def on_test_epoch_end(self) -> None:
         self._log_metric("test")
 
+    def activations(self, batch):
+        """Debugging hook (TaskModel.activations): the network's outputs on the batch's images that hold one
+        entry per image (logits, boxes, mask logits, hidden states). A model whose outputs are per-image
+        lists (Mask R-CNN's detections) has none."""
+        outputs = self.network(**self.adapter.image_inputs(batch))
+        found = {key: value for key, value in outputs.items()
+                 if torch.is_tensor(value) and value.ndim and value.shape[0] == len(batch)}
+        if not found:
+            raise NotImplementedError(f"task '{self.config.task.name}': model {self.network.config.model_type} returns no "
+                                      f"per-image tensors to save as activations")
+        return found
+
     def predict_files(self, files, output, datamodule):
         """`framework predict`: the adapter's predictions on image files, in `prediction_format`'s files."""
         from framework.vision.prediction_files import write_predictions

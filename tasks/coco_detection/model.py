@@ -22,7 +22,3 @@ class DetectionModel(VisionTaskModel):
         for pred, sample, size in zip(predictions, batch.targets, image_sizes(batch).tolist()):
             self.metric.update(pred, Detections.from_sample(sample),
                                image_id=sample.image_id, image_size=tuple(size))
-
-    def activations(self, batch):
-        outputs = self.network(**{k: v for k, v in self.adapter.inputs(batch).items() if k != "labels"})
-        return {"logits": outputs.logits, "pred_boxes": outputs.pred_boxes}

@@ -25,8 +25,3 @@ class InstanceModel(VisionTaskModel):
     def update_metric(self, predictions, batch) -> None:
         for pred, sample in zip(predictions, batch.targets):
             self.metric.update(pred.instances, Detections.from_sample(sample), image_id=sample.image_id)
-
-    def activations(self, batch):
-        inputs = self.adapter.inputs(batch)
-        outputs = self.network(pixel_values=inputs["pixel_values"], pixel_mask=inputs["pixel_mask"])
-        return {"class_queries_logits": outputs.class_queries_logits, "masks_queries_logits": outputs.masks_queries_logits}

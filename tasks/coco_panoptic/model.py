@@ -37,8 +37,3 @@ class PanopticModel(VisionTaskModel):
                                      image_id=sample.image_id)
         self.metric["iou"].update(torch.stack([p.semantic for p in predictions]),
                                   torch.stack([semantic_target(s) for s in batch.targets]).to(predictions[0].semantic.device))
-
-    def activations(self, batch):
-        inputs = self.adapter.inputs(batch)
-        outputs = self.network(pixel_values=inputs["pixel_values"], pixel_mask=inputs["pixel_mask"])
-        return {"class_queries_logits": outputs.class_queries_logits, "masks_queries_logits": outputs.masks_queries_logits}
