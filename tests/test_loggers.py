@@ -205,7 +205,11 @@ def test_wandb_writes_an_offline_run_in_the_run_folder_and_a_resume_keeps_its_id
 @pytest.mark.slow
 def test_an_attempt_that_starts_over_hides_the_earlier_attempts_tensorboard_events(tmp_path):
     """A run retried without a checkpoint to resume from trains from step 0 again (metrics.csv restarts):
-    TensorBoard shows only the new attempt, final scores included, not two values at the last step."""
+    TensorBoard shows only the new attempt, final scores included, not two values at the last step.
+
+    TensorBoard orders event files by name: creation second, pid, then a counter compared as text. In CI
+    both attempts once fell within one second and "…10" sorted before "…9": the earlier attempt's files
+    are renamed here into the coming second, so the new attempt starts in the same second as they do."""
     output = tmp_path / "results"
     args = ("tasks=digits", "task.max_steps=24", "task.max_epochs=null", "engine.loggers=[tensorboard]")
     _, outcome, run_dir = run_cell(output, *args)
@@ -213,6 +217,10 @@ def test_an_attempt_that_starts_over_hides_the_earlier_attempts_tensorboard_even
     for path in [*(run_dir / "checkpoints").iterdir(), run_dir / "scores.json"]:
         path.unlink()
     (run_dir / "status.json").write_text(json.dumps({"state": "failed", "attempts": 1}))
+    coming = int(time.time()) + 1
+    for path in (run_dir / "tensorboard").glob("events.out.tfevents.*"):
+        parts = path.name.split(".")
+        path.rename(path.with_name(".".join([*parts[:3], str(coming), *parts[4:-1], f"9{parts[-1]}"])))
     _, outcome, _ = run_cell(output, *args)
     assert outcome.state == "done", outcome.error
     events = _tensorboard(run_dir)

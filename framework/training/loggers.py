@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,17 +56,29 @@ def final_scores(scores: Mapping[str, Any]) -> dict[str, float]:
             for key, value in values.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
+def _born_after(second: int) -> None:
+    """Wait until the clock is past `second`: TensorBoard reads a folder's event files in name order, and a
+    name starts with its creation second, then the pid and a per-process counter compared as text ("10"
+    sorts before "9"); only a later second puts a new file after an earlier one for sure."""
+    while time.time() < second + 1:
+        time.sleep(0.05)
+
+
 def _tensorboard(run_dir: Path, resume_step: int | None) -> tuple[Any, None]:
     from lightning.pytorch.loggers import TensorBoardLogger
 
     logger = TensorBoardLogger(save_dir=run_dir, name=TENSORBOARD_DIR, version="", default_hp_metric=False)
     folder = Path(logger.log_dir)
-    if _rank_zero() and folder.is_dir() and any(folder.glob("events.out.tfevents.*")):
+    earlier = [int(p.name.split(".")[3]) for p in folder.glob("events.out.tfevents.*")] if folder.is_dir() else []
+    if _rank_zero() and earlier:
         from torch.utils.tensorboard import SummaryWriter
 
-        # An event file that only says "restarted at step S": TensorBoard reads the files in the order they
-        # were written and hides the earlier attempts' events at steps >= S (0: the attempt starts over).
+        # An event file that only says "restarted at step S", written once here (a ddp_spawn run's fit and test
+        # processes each open a writer of their own): TensorBoard hides the earlier attempts' events at steps
+        # >= S (0: the attempt starts over) when it reads the marker after them and this attempt's files after it.
+        _born_after(max(earlier))
         SummaryWriter(str(folder), purge_step=resume_step or 0).close()
+        _born_after(int(time.time()))
     return logger, None
 
 
