@@ -18,13 +18,13 @@ are compared.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import sys
 from datetime import date
 
-from common import ROOT, machine, median_rounds, ms_per_step, publish
-from digits_step_time import child_step_ms, framework_step_ms, setup
+from common import ROOT, machine, median_rounds, publish
+from digits_step_time import child_step_ms, framework_step_ms
+from vision_common import hand_loop_ms
 
 # the bundled scenes' sizes (the recipe's 1024 crops take minutes per step on a CPU) and a larger lr,
 # as in the task README's CPU command
@@ -35,38 +35,7 @@ SECTION = "panoptic_step_time"
 
 def reference(epochs: int, device: str, threads: int) -> float:
     """The hand-written loop; returns milliseconds per training step."""
-    import torch
-    from lightning.fabric.utilities.apply_func import move_data_to_device
-
-    from framework.training.run import OptimizerFactory
-
-    config, task_module, optimizer_module = setup(epochs, threads, OVERRIDES)
-    torch.manual_seed(config.engine.seed)
-    factory = OptimizerFactory(optimizer_module.configure_optimizers, config)
-    task, datamodule = task_module.get_task(factory, config)  # builds the network and its adapter
-    datamodule.setup("fit")
-    loader = datamodule.train_dataloader()
-    network, adapter = task.network.to(device), task.adapter
-    configured = factory(task.model, epochs * len(loader))
-    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
-    parameters = [p for p in network.parameters() if p.requires_grad]
-    clip = float(config.engine.gradient_clip_val)
-    network.train()
-
-    gc.collect()
-    gc.freeze()  # as the engine does around fit
-
-    def train_step(batch):
-        batch = move_data_to_device(batch, device)
-        loss = network(**adapter.inputs(batch)).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, clip)
-        optimizer.step()
-        scheduler.step()
-        return loss
-
-    return ms_per_step(loader, epochs, device, train_step)
+    return hand_loop_ms(OVERRIDES, epochs, device, threads)
 
 
 def _markdown(args, rows: list[dict[str, float]], median: dict[str, float]) -> str:

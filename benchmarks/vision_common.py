@@ -1,13 +1,56 @@
-# (imported by benchmarks/panoptic_quality.py; not run by itself)
-"""Synthetic panoptic predictions written as COCO-format files, for the panoptic-quality benchmark
-(what every benchmark shares is in common.py)."""
+# (imported by benchmarks/panoptic_quality.py, panoptic_step_time.py and mask_rcnn_step_time.py; not run by itself)
+"""What the vision benchmarks share: the hand-written training loop the step-time benchmarks compare the
+framework with, and synthetic panoptic predictions written as COCO-format files for the panoptic-quality
+benchmark (what every benchmark shares is in common.py)."""
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
 import numpy as np
+
+from common import ms_per_step
+from digits_step_time import setup
+
+
+def hand_loop_ms(overrides: list[str], epochs: int, device: str, threads: int) -> float:
+    """Milliseconds per training step of the task's network trained by a plain PyTorch loop: the adapter's
+    inputs, forward (the model computes its loss), backward, the recipe's gradient clipping, the optimizer
+    and scheduler steps; the network, data, optimizer and schedule are those `framework run` builds."""
+    import torch
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    from framework.training.run import OptimizerFactory
+
+    config, task_module, optimizer_module = setup(epochs, threads, overrides)
+    torch.manual_seed(config.engine.seed)
+    factory = OptimizerFactory(optimizer_module.configure_optimizers, config)
+    task, datamodule = task_module.get_task(factory, config)  # builds the network and its adapter
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    network, adapter = task.network.to(device), task.adapter
+    configured = factory(task.model, epochs * len(loader))
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    parameters = [p for p in network.parameters() if p.requires_grad]
+    clip = float(config.engine.gradient_clip_val)
+    network.train()
+    gc.collect()
+    gc.freeze()  # as the engine does around fit
+
+    def train_step(batch):
+        batch = move_data_to_device(batch, device)
+        loss = network(**adapter.inputs(batch)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, clip)
+        optimizer.step()
+        scheduler.step()
+        return loss
+
+    return ms_per_step(loader, epochs, device, train_step)
 
 
 def write_predictions(root: Path, split: str, out: Path, seed: int = 0) -> Path:
