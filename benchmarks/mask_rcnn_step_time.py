@@ -19,15 +19,13 @@ Operations, forward and forward + backward, median of `--op-repeats` timings in 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from datetime import date
 
-from common import ROOT, machine, median_rounds, publish
-from digits_step_time import child_step_ms, framework_step_ms
-from vision_common import hand_loop_ms
+from common import machine, publish
+from vision_common import compare_step_times, hand_loop_ms, ratio_table, step_time_arguments
 
 OVERRIDES = ["tasks=coco_instance", "optimizers=sgd_baseline", "task.model.name=mask_rcnn-tiny", "task.crop_size=128",
              "task.eval_short=128", "task.eval_max_size=512", "optimizer.learning_rate=0.02"]
@@ -103,20 +101,12 @@ def nms_times(repeats: int) -> dict[int, tuple[float, int]]:
 def _markdown(args, rows, median, rates, nms) -> str:
     command = (f"python benchmarks/mask_rcnn_step_time.py --epochs {args.epochs} --repeats {args.repeats} "
                f"--threads {args.threads} --device {args.device}")
-    ratio = median["framework"] / median["reference"]
     return "\n".join([
         (f"Measured {date.today().isoformat()} with `{command}` on {machine()}, a VM whose 2 CPUs were shared "
          f"with other agents' jobs during the measurement; {args.threads} torch thread(s) on every side. "
          "Training step: ms per step (batch 16)."),
         "",
-        "| round | framework | reference | framework / reference |",
-        "|---|---|---|---|",
-        *(f"| {i} | {r['framework']:.1f} | {r['reference']:.1f} | {r['framework'] / r['reference']:.3f} |"
-          for i, r in enumerate(rows, 1)),
-        f"| **median** | **{median['framework']:.1f}** | **{median['reference']:.1f}** | **{ratio:.3f}** |",
-        "",
-        (f"Ratio framework / reference (medians): **{ratio:.3f}x** (target <= 1.05x); median of the rounds' "
-         f"own ratios: {statistics.median(r['framework'] / r['reference'] for r in rows):.3f}x."),
+        *ratio_table(rows, median),
         "",
         "| RoIAlign, 1024 boxes on a 2 x 256 x 800 x 1088 pyramid | boxes / s |",
         "|---|---|",
@@ -129,15 +119,8 @@ def _markdown(args, rows, median, rates, nms) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2, help="training epochs per run (16 steps each)")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds of both step-time measurements; medians compared")
+    parser = step_time_arguments(__doc__.splitlines()[0], epochs=2, threads=1)
     parser.add_argument("--op-repeats", type=int, default=5, help="timings of each operation; the median is reported")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads on every side (default 1)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
-                        help="markdown file whose marked section is replaced ('-' prints only)")
-    parser.add_argument("--child", choices=("reference",), help=argparse.SUPPRESS)  # one side, in its own process
     args = parser.parse_args()
     if args.child:
         print(reference(args.epochs, args.device, args.threads))
@@ -147,11 +130,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     rates, nms = roi_align_rates(args.op_repeats), nms_times(args.op_repeats)
     print(rates, nms, flush=True)
-    accelerator = "gpu" if args.device == "cuda" else "cpu"
-    median, rows = median_rounds({
-        "framework": lambda: framework_step_ms(args.epochs, accelerator, args.threads, OVERRIDES),
-        "reference": lambda: child_step_ms("reference", args.epochs, args.device, args.threads, __file__),
-    }, args.repeats)
+    median, rows = compare_step_times(args, OVERRIDES, __file__)
     publish(_markdown(args, rows, median, rates, nms), args.output, SECTION)
     return 0
 

@@ -17,14 +17,11 @@ are compared.
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import sys
 from datetime import date
 
-from common import ROOT, machine, median_rounds, publish
-from digits_step_time import child_step_ms, framework_step_ms
-from vision_common import hand_loop_ms
+from common import machine, publish
+from vision_common import compare_step_times, hand_loop_ms, ratio_table, step_time_arguments
 
 # the bundled scenes' sizes (the recipe's 1024 crops take minutes per step on a CPU) and a larger lr,
 # as in the task README's CPU command
@@ -41,41 +38,20 @@ def reference(epochs: int, device: str, threads: int) -> float:
 def _markdown(args, rows: list[dict[str, float]], median: dict[str, float]) -> str:
     command = (f"python benchmarks/panoptic_step_time.py --epochs {args.epochs} --repeats {args.repeats} "
                f"--threads {args.threads} --device {args.device}")
-    ratio = median["framework"] / median["reference"]
-    lines = [
+    return "\n".join([
         f"Measured {date.today().isoformat()} with `{command}` on {machine()}; {args.threads} torch thread(s) "
         "on both sides. Times in ms per training step (batch 16).",
         "",
-        "| round | framework | reference | framework / reference |",
-        "|---|---|---|---|",
-        *(f"| {i} | {r['framework']:.1f} | {r['reference']:.1f} | {r['framework'] / r['reference']:.3f} |"
-          for i, r in enumerate(rows, 1)),
-        f"| **median** | **{median['framework']:.1f}** | **{median['reference']:.1f}** | **{ratio:.3f}** |",
-        "",
-        f"Ratio framework / reference (medians): **{ratio:.3f}x** (target <= 1.05x); median of the rounds' "
-        f"own ratios: {statistics.median(r['framework'] / r['reference'] for r in rows):.3f}x.",
-    ]
-    return "\n".join(lines)
+        *ratio_table(rows, median),
+    ])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3, help="training epochs per run (16 steps each)")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds of both measurements; medians compared")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides (default 2)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
-                        help="markdown file whose marked section is replaced ('-' prints only)")
-    parser.add_argument("--child", choices=("reference",), help=argparse.SUPPRESS)  # one side, in its own process
-    args = parser.parse_args()
+    args = step_time_arguments(__doc__.splitlines()[0], epochs=3, threads=2).parse_args()
     if args.child:
         print(reference(args.epochs, args.device, args.threads))
         return 0
-    accelerator = "gpu" if args.device == "cuda" else "cpu"
-    median, rows = median_rounds({
-        "framework": lambda: framework_step_ms(args.epochs, accelerator, args.threads, OVERRIDES),
-        "reference": lambda: child_step_ms("reference", args.epochs, args.device, args.threads, __file__),
-    }, args.repeats)
+    median, rows = compare_step_times(args, OVERRIDES, __file__)
     publish(_markdown(args, rows, median), args.output, SECTION)
     return 0
 

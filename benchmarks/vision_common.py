@@ -5,14 +5,54 @@ benchmark (what every benchmark shares is in common.py)."""
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
 
-from common import ms_per_step
-from digits_step_time import setup
+from common import ROOT, median_rounds, ms_per_step
+from digits_step_time import child_step_ms, framework_step_ms, setup
+
+
+def step_time_arguments(description: str, epochs: int, threads: int) -> argparse.ArgumentParser:
+    """The options every step-time benchmark takes (the caller adds its own)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--epochs", type=int, default=epochs, help="training epochs per run (16 steps each)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of both step-time measurements; medians compared")
+    parser.add_argument("--threads", type=int, default=threads, help=f"torch threads on every side (default {threads})")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"),
+                        help="markdown file whose marked section is replaced ('-' prints only)")
+    parser.add_argument("--child", choices=("reference",), help=argparse.SUPPRESS)  # one side, in its own process
+    return parser
+
+
+def compare_step_times(args: argparse.Namespace, overrides: list[str], script: str):
+    """(medians, rounds) of ms per step: `framework run` against the hand loop (run by `script --child
+    reference` in a fresh process), alternated `args.repeats` times."""
+    accelerator = "gpu" if args.device == "cuda" else "cpu"
+    return median_rounds({
+        "framework": lambda: framework_step_ms(args.epochs, accelerator, args.threads, overrides),
+        "reference": lambda: child_step_ms("reference", args.epochs, args.device, args.threads, script),
+    }, args.repeats)
+
+
+def ratio_table(rows: list[dict[str, float]], median: dict[str, float]) -> list[str]:
+    """The markdown rounds table of a step-time comparison and its ratio line (target <= 1.05x)."""
+    ratio = median["framework"] / median["reference"]
+    return [
+        "| round | framework | reference | framework / reference |",
+        "|---|---|---|---|",
+        *(f"| {i} | {r['framework']:.1f} | {r['reference']:.1f} | {r['framework'] / r['reference']:.3f} |"
+          for i, r in enumerate(rows, 1)),
+        f"| **median** | **{median['framework']:.1f}** | **{median['reference']:.1f}** | **{ratio:.3f}** |",
+        "",
+        f"Ratio framework / reference (medians): **{ratio:.3f}x** (target <= 1.05x); median of the rounds' "
+        f"own ratios: {statistics.median(r['framework'] / r['reference'] for r in rows):.3f}x.",
+    ]
 
 
 def hand_loop_ms(overrides: list[str], epochs: int, device: str, threads: int) -> float:

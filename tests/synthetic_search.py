@@ -19,9 +19,7 @@ import math
 import random
 from pathlib import Path
 
-from framework.config.file_io import atomic_write_json
 from framework.results.run_folder import (
-    STATUS_FILE,
     write_config,
     write_scores,
     write_status,
@@ -82,12 +80,8 @@ def write_run(output: Path, task: str, optimizer: str, lr: float, wd: float, see
         val = 0.999 if run_state == "pruned" else val_acc(optimizer, lr, wd, seed)
         write_scores(run_dir, {"best": {"val_acc": val, "test_acc": 0.999 if run_state == "pruned"
                                         else test_acc(optimizer, lr, wd, seed)}})
-    if run_state == "pruned":
-        # written as the search writes it: `pruned` is a state of searches (run_folder.STATES may not list it)
-        atomic_write_json(run_dir / STATUS_FILE, {"state": "pruned", "started": started, "error": None})
-    else:
-        write_status(run_dir, run_state, started=started,
-                     **({"error": f"{run_state} on purpose"} if run_state != "done" else {}))
+    errors = {"done": {}, "pruned": {"error": None}}
+    write_status(run_dir, run_state, started=started, **errors.get(run_state, {"error": f"{run_state} on purpose"}))
     return run_dir
 
 

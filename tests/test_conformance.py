@@ -12,13 +12,12 @@ import pytest
 
 from framework.config.registry import Registry, builtin_root
 from framework.testing import parametrize_plugin_checks
-from framework.training.conformance import pair_checks
+from framework.training.conformance import REFERENCE_SIZES, pair_checks
 
 REGISTRY = Registry()
 # Tasks whose defaults are a recipe at real-data size (1024 crops) step at the bundled data's size here:
 # one step at 1024 takes minutes on a CPU, and the contract under test does not depend on the size
-_CPU_SIZES = ["task.crop_size=128", "task.eval_short=128", "task.eval_max_size=512"]
-SMALL = {"coco_panoptic": _CPU_SIZES, "coco_instance": _CPU_SIZES}
+SMALL = {"coco_panoptic": REFERENCE_SIZES["coco_instance"], "coco_instance": REFERENCE_SIZES["coco_instance"]}
 
 
 def test_every_bundled_plugin_is_sound():

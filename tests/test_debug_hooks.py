@@ -11,6 +11,7 @@ from framework.config.grid import expand
 from framework.config.registry import Registry
 from framework.training.activations import batch_activations
 from framework.training.callbacks import model_summary
+from framework.training.conformance import REFERENCE_SIZES
 from framework.training.run import load_task
 from framework.training.task import TaskModel
 
@@ -39,7 +40,7 @@ def test_data_checks_summary_and_activations(task, tmp_path):
 def test_vision_activations_are_the_networks_per_image_outputs(tmp_path):
     """The vision tasks share one hook: every output tensor with one entry per image; a model whose outputs
     are per-image lists (Mask R-CNN's detections) says it has none, in one line."""
-    sizes = ["task.crop_size=128", "task.eval_short=128", "task.eval_max_size=512"]
+    sizes = REFERENCE_SIZES["coco_instance"]  # the bundled scenes' size (the recipe's 1024 crops take minutes)
     for model_name, expected in (("tiny", {"class_queries_logits", "masks_queries_logits"}), ("mask_rcnn-tiny", None)):
         (spec,) = expand(parse_overrides(["tasks=coco_instance", f"task.model.name={model_name}", *sizes,
                                           f"engine.output_dir={tmp_path}"]), REGISTRY)

@@ -16,6 +16,7 @@ from framework.errors import FrameworkError
 
 def run_studies(args: argparse.Namespace, request, search, templates) -> int:
     """The tpe branch of `framework run`: `templates` are grid.expand's runs at the space's sample point."""
+    from framework.config.batch_size import processes
     from framework.config.studies import plan_studies
     from framework.executors import study, study_summary
 
@@ -31,7 +32,7 @@ def run_studies(args: argparse.Namespace, request, search, templates) -> int:
         return 0
     output = Path(plans[0].output_dir).resolve()
     if plans[0].executor == "slurm":
-        if any(p.template.config["engine"]["devices"] * p.template.config["engine"].get("nodes", 1) > 1 for p in plans):
+        if any(processes(p.template.config["engine"]) > 1 for p in plans):
             raise FrameworkError("engine.devices/engine.nodes: a tpe search on SLURM trains each trial in one process; "
                                  "set engine.devices=1 engine.nodes=1, or use strategy random or quasirandom")
         arrays = study.submit(plans, request.plugin_paths())
@@ -39,7 +40,7 @@ def run_studies(args: argparse.Namespace, request, search, templates) -> int:
               f"{'s' * (len(arrays) != 1)} {', '.join(arrays)} ({max(1, plans[0].workers)} search workers each)")
         print(f"follow with: framework status {output}")
         return 0
-    workers = plans[0].template.config["engine"]["workers"]
+    workers = plans[0].workers
     where = "in this process" if workers == 0 else f"{workers} search worker{'s' * (workers != 1)}"
     print(f"{len(plans)} tpe stud{'ies' if len(plans) != 1 else 'y'} of {search.trials} trials -> {output} ({where})",
           flush=True)

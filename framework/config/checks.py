@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from framework.config.loggers import logger_problems
+
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -121,8 +123,6 @@ def check_semantics(config: Mapping[str, Any]) -> list[str]:
         # the local executor starts every process on this machine: other machines need SLURM to start them
         bad("engine.nodes", f"{nodes} nodes need engine.executor=slurm (the local executor trains on this machine only)")
     problems += _training_problems(engine, task)
-    from framework.config.loggers import logger_problems
-
     problems += logger_problems(engine)  # unknown names, missing packages (so --dry-run finds them)
     for name in engine.get("test_checkpoints", []):
         if name not in ("best", "last"):

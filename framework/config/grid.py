@@ -125,9 +125,9 @@ def expand(request: Request, registry: Registry) -> list[RunSpec]:
                 if problem not in seen_problems:
                     seen_problems.add(problem)
                     problems.append(text)
-            if search is not None and search.strategy != "grid":
-                config["search"] = {"study": search.study, "strategy": search.strategy, "trial": number}
             if not run_problems:
+                if search is not None and search.strategy != "grid":
+                    config["search"] = {"study": search.study, "strategy": search.strategy, "trial": number}
                 runs.append(RunSpec(task.name, optimizer.name, run_id(config), config, sweep))
     if problems:
         raise ConfigError(problems)

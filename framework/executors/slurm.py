@@ -243,10 +243,12 @@ def sbatch_lines(runs: list[RunSpec]) -> list[str]:
     """`framework run --dry-run` with engine.executor=slurm: the #SBATCH lines of each job array that
     `submit` would send for the cells not yet finished, rendered by submitit itself, so what is read
     here is what sbatch would get (a refused combination of options stops the dry run the same way)."""
-    from submitit.slurm.slurm import _make_sbatch_string
-
     todo = [spec for spec in runs if spec.config["engine"]["executor"] == "slurm" and (run_folder.read_status(
         spec.run_dir(spec.config["engine"]["output_dir"])) or {}).get("state") not in run_folder.FINISHED]
+    if not todo:  # a local grid's dry run: no submitit import
+        return []
+    from submitit.slurm.slurm import _make_sbatch_string
+
     lines = []
     for number, (parameters, specs) in enumerate(resource_groups(todo), 1):
         folder = slurm_folder(specs[0].config["engine"]) / "<submission time>" / "%j"

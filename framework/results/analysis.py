@@ -86,7 +86,8 @@ def analyze(
         raise FrameworkError(f"no runs found in '{output_dir}' (expected <task>/<optimizer>/<run_id>/config.yaml)")
     plot_dir = Path(plot_dir) if plot_dir is not None else output_dir / "plots"
     result = Analysis(output_dir, plot_dir, runs)
-    searched = {task: searches.search_optimizers(task_runs) for task, task_runs in selection.by_task(runs).items()}
+    tasks = selection.by_task(runs)
+    searched = {task: searches.search_optimizers(task_runs) for task, task_runs in tasks.items()}
     grid_runs = [run for run in runs if run["optimizer"] not in searched[run["task"]]]
     try:
         heatmaps = plot_heatmaps(output_dir, plot_dir, x=x, y=y, split=split, aggregate=aggregate,
@@ -101,7 +102,7 @@ def analyze(
     result.table = load_table(output_dir, runs=runs)
     result.written += write_table(result.table, plot_dir)
 
-    for task, task_runs in selection.by_task(runs).items():
+    for task, task_runs in tasks.items():
         try:
             score = selection.scoring(task, task_runs)
         except FrameworkError as exc:

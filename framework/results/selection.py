@@ -27,9 +27,6 @@ PROTOCOL_VERSION = 1  # docs/protocol.md; raise it whenever a rule there changes
 SEED = "engine.seed"
 INTERVAL_LEVEL = 0.95
 PRUNED = "pruned"  # a search trial its pruner stopped early: no result, not a failure, never chosen
-# A search trial's config section {study, strategy, trial}: which trial of which study a run is, not
-# what it computes (two trials that drew the same values are one configuration).
-SEARCH = "search"
 # Record keys that are not hyperparameters: identity, bookkeeping and the plugin names.
 _BOOKKEEPING = {"task", "optimizer", "run_id", "state", "error", "run_dir", "task.name", "optimizer.name", SEED}
 
@@ -191,8 +188,9 @@ def by_task(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 def hyperparameters(runs: list[dict[str, Any]]) -> list[str]:
     """Config keys of the runs that change what a run computes, the seed left out."""
     keys = set().union(*runs) - _BOOKKEEPING
-    prefixes = (*NON_IDENTITY, SEARCH)
-    return sorted(k for k in keys if "/" not in k and not any(k == p or k.startswith(p + ".") for p in prefixes))
+    # NON_IDENTITY holds a search trial's section {study, strategy, trial} too: which trial a run is, not
+    # what it computes (two trials that drew the same values are one configuration)
+    return sorted(k for k in keys if "/" not in k and not any(k == p or k.startswith(p + ".") for p in NON_IDENTITY))
 
 
 def seed_count(runs: list[dict[str, Any]]) -> int:

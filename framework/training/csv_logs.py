@@ -21,8 +21,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from framework.config.file_io import atomic_write_text
 
 
-def _keep_rows_before(path: Path, step: int) -> list[str]:
-    """Truncate the CSV at `path` to rows with step < `step`; return its header."""
+def _keep_rows_before(path: Path, step: int) -> None:
+    """Truncate the CSV at `path` to rows with step < `step`."""
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         header = list(reader.fieldnames or [])
@@ -32,7 +32,6 @@ def _keep_rows_before(path: Path, step: int) -> list[str]:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, text.getvalue())
-    return header
 
 
 class _ContinuingWriter(ExperimentWriter):

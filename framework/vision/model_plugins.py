@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from framework.config.model_checks import TASK_KINDS
+from framework.config.model_checks import TASK_KINDS, model_import_problem
 from framework.config.registry import Plugin, Registry
 from framework.errors import FrameworkError, PluginError
 
@@ -77,15 +77,12 @@ def register(plugin: Plugin) -> type:
         return known[1]
     modeling, configuration = plugin.load(), plugin.module("configuration")
     config_class = _config_class(plugin, configuration, model_type)
+    problem = model_import_problem(plugin.path, settings, modeling, configuration)  # as `framework models --check`
+    if problem:
+        raise PluginError(problem)
     transformers.AutoConfig.register(model_type, config_class, exist_ok=True)
     for kind, class_name in settings["auto_classes"].items():
-        model_class = getattr(modeling, class_name, None)
-        if model_class is None:
-            raise PluginError(f"{plugin.path / 'modeling.py'}: no class {class_name} (default.yaml model.auto_classes.{kind})")
-        if getattr(model_class, "config_class", None) is not config_class:
-            raise PluginError(f"{plugin.path / 'modeling.py'}: {class_name}.config_class must be "
-                              f"configuration.{config_class.__name__}")
-        getattr(transformers, TASK_KINDS[kind]).register(config_class, model_class, exist_ok=True)
+        getattr(transformers, TASK_KINDS[kind]).register(config_class, getattr(modeling, class_name), exist_ok=True)
     _REGISTERED[model_type] = (plugin, config_class)
     return config_class
 
